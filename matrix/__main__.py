@@ -1,0 +1,43 @@
+"""`python -m matrix report RUN_DIR`: collect, aggregate, recommend, render.
+
+Exit codes: 0 when the report was written (failing cells are data, not errors), 2 when
+the tool could not do its job (no such run folder, no cell files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from matrix.aggregate import aggregate
+from matrix.collect import CollectError, collect, newest_run
+from matrix.recommend import recommend
+from matrix.render import now_utc, terminal, write_outputs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m matrix", description="Render the compatibility matrix.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    report = commands.add_parser("report", help="render results/ from a run folder's cell files")
+    report.add_argument("run_dir", help="a folder under results/runs, or 'newest'")
+    report.add_argument("--results", type=Path, default=Path("results"), help="where to publish (default: results)")
+    args = parser.parse_args(argv)
+    try:
+        run_dir = newest_run(args.results) if args.run_dir == "newest" else Path(args.run_dir)
+        run = collect(run_dir)
+    except CollectError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for warning in run.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    matrix = aggregate(run)
+    rec = recommend(matrix)
+    written = write_outputs(args.results, matrix, rec, now_utc())
+    print(terminal(matrix, rec))
+    print("\nWrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Turn a collected run into the matrix every renderer shares: env columns and model rows.
+
+Rows are built once and handed to the Markdown, terminal and JSON renderers (the way
+coverage.py builds report rows once), so the three can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from matrix.collect import Run
+from probes.record import CellResult, cell_stem
+from probes.status import Status
+
+
+@dataclass(frozen=True)
+class EnvColumn:
+    """One env as the table shows it: its name and what it resolved to."""
+
+    name: str
+    transformers: str
+    torch: str
+    built: bool
+    packages: dict[str, str]
+    install_s: float | None = None
+
+    @property
+    def header(self) -> str:
+        return f"{self.name} ({self.transformers})" if self.transformers != "?" else self.name
+
+    @property
+    def version(self) -> Version | None:
+        try:
+            return Version(self.transformers)
+        except InvalidVersion:
+            return None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model (or one shim variant of it) across every env."""
+
+    model: str
+    variant: str
+    cells: dict[str, CellResult | None]
+
+    @property
+    def label(self) -> str:
+        return cell_stem(self.model, self.variant)
+
+
+@dataclass
+class Matrix:
+    """The aggregated run."""
+
+    run_id: str
+    envs: list[EnvColumn]
+    rows: list[Row]
+    models: list[str]
+    machine: dict[str, Any]
+    warnings: list[str]
+
+    def cell(self, env: str, model: str, variant: str = "") -> CellResult | None:
+        for row in self.rows:
+            if row.model == model and row.variant == variant:
+                return row.cells.get(env)
+        return None
+
+    def all_cells(self) -> list[CellResult]:
+        return [cell for row in self.rows for cell in row.cells.values() if cell is not None]
+
+    def failing(self) -> list[CellResult]:
+        """Cells that did not pass, in table order (rows, then env columns)."""
+        order = [env.name for env in self.envs]
+        found = [cell for cell in self.all_cells() if not cell.status.passed]
+        rank = {(row.model, row.variant): index for index, row in enumerate(self.rows)}
+        return sorted(found, key=lambda c: (rank[(c.model, c.variant)], order.index(c.env)))
+
+    def counts(self) -> Counter[Status]:
+        return Counter(cell.status for cell in self.all_cells())
+
+
+def aggregate(run: Run) -> Matrix:
+    """Columns ordered by resolved transformers version (oldest first), rows in plan order."""
+    names = sorted({*run.envs, *(cell.env for cell in run.cells)})
+    columns = [_column(name, run) for name in names]
+    columns.sort(key=lambda env: (env.version is None, env.version or Version("0"), env.name))
+    by_key = {(cell.model, cell.variant, cell.env): cell for cell in run.cells}
+    variants: dict[str, list[str]] = {}
+    for cell in run.cells:
+        variants.setdefault(cell.model, [])
+        if cell.variant not in variants[cell.model]:
+            variants[cell.model].append(cell.variant)
+    rows = [
+        Row(model, variant, {env.name: by_key.get((model, variant, env.name)) for env in columns})
+        for model in run.model_order
+        for variant in sorted(variants.get(model, []))
+    ]
+    machine = next((cell.machine for cell in run.cells if cell.machine), {})
+    return Matrix(run.run_id, columns, rows, list(run.model_order), machine, list(run.warnings))
+
+
+def _column(name: str, run: Run) -> EnvColumn:
+    facts = run.envs.get(name, {})
+    packages = facts.get("packages") or {}
+    versions = next((cell.versions for cell in run.cells if cell.env == name and cell.versions), {})
+    transformers = packages.get("transformers") or versions.get("transformers") or "?"
+    return EnvColumn(
+        name=name,
+        transformers=transformers,
+        torch=packages.get("torch") or versions.get("torch") or "?",
+        built=facts.get("status", "built") != Status.ENV_FAILED.value,
+        packages=dict(sorted(packages.items())),
+        install_s=facts.get("install_s"),
+    )

@@ -1,0 +1,85 @@
+"""Read a run folder back: the env facts and every cell file.
+
+Like pytest-benchmark's storage, a damaged file is reported and skipped, never fatal: a
+run that lost one file still publishes every other cell.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matrix.plan import ENV_FACTS_FILE, PLAN_FILE
+from probes.record import CellResult
+
+
+class CollectError(Exception):
+    """The run folder itself is missing or holds nothing to report."""
+
+
+@dataclass
+class Run:
+    """Everything a run folder holds, in the order the plan gave."""
+
+    run_dir: Path
+    envs: dict[str, dict[str, Any]]
+    cells: list[CellResult]
+    model_order: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+
+def newest_run(results: Path) -> Path:
+    """The newest folder under results/runs (run ids sort by time)."""
+    runs = sorted(p for p in (results / "runs").glob("*") if p.is_dir()) if (results / "runs").is_dir() else []
+    if not runs:
+        raise CollectError(f"no runs under {results / 'runs'}: run `nox -s matrix` first")
+    return runs[-1]
+
+
+def collect(run_dir: Path) -> Run:
+    """Load the env facts and cell files of `run_dir`."""
+    if not run_dir.is_dir():
+        raise CollectError(f"run folder {run_dir} does not exist")
+    envs: dict[str, dict[str, Any]] = {}
+    cells: list[CellResult] = []
+    model_order: list[str] = []
+    warnings: list[str] = []
+    for env_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+        facts = _load(env_dir / ENV_FACTS_FILE, warnings)
+        envs[env_dir.name] = facts if isinstance(facts, dict) else {"name": env_dir.name}
+        plan = _load(env_dir / PLAN_FILE, warnings)
+        for spec in plan.get("cells", []) if isinstance(plan, dict) else []:
+            if spec.get("model") not in model_order:
+                model_order.append(spec.get("model"))
+        for path in sorted(env_dir.glob("*.json")):
+            if path.name.startswith(("_", ".")):
+                continue
+            data = _load(path, warnings)
+            if data is None:
+                continue
+            try:
+                cells.append(CellResult.from_dict(data))
+            except (TypeError, ValueError, KeyError) as exc:
+                warnings.append(f"skipped damaged cell file {path}: {exc}")
+    if not cells:
+        raise CollectError(f"run folder {run_dir} holds no cell files")
+    for cell in cells:
+        if cell.model not in model_order:
+            model_order.append(cell.model)
+    return Run(run_dir=run_dir, envs=envs, cells=cells, model_order=model_order, warnings=warnings)
+
+
+def _load(path: Path, warnings: list[str]) -> Any:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        warnings.append(f"skipped damaged file {path}: {exc}")
+        return None

@@ -1,0 +1,294 @@
+"""Load and validate `matrix.toml` into a `Config`.
+
+Every mistake becomes one `ConfigError` whose message names the file, the table and the
+key (the way hatch does), so a user fixes it without reading a traceback. This module
+needs only the standard library and `packaging` (which nox brings), because the noxfile
+imports it to turn the config's envs into sessions.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from probes.shims import SHIM_NAMES
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+TASKS = ("embedding", "causal-lm")
+DEVICES = ("cpu", "cuda", "auto")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+SOURCE_KEYS = ("hub", "path", "fixture", "pypi")
+LATEST = "latest"
+
+
+class ConfigError(Exception):
+    """A mistake in the config; the message says where and what."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """One environment to build: a transformers spec plus optional pins."""
+
+    name: str
+    transformers: str
+    torch: str | None = None
+    python: str | None = None
+    pins: tuple[str, ...] = ()
+
+    def requirements(self) -> list[str]:
+        """The requirement strings handed to the installer, transformers first."""
+        spec = "" if self.transformers == LATEST else self.transformers
+        reqs = [f"transformers{spec}", f"torch{self.torch or ''}"]
+        return reqs + list(self.pins)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to probe in every env, and how."""
+
+    name: str
+    source_kind: str
+    source: str
+    task: str
+    subdir: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+    shims: tuple[str, ...] = ()
+    timeout: float = 300.0
+    device: str = "cpu"
+    dtype: str = "float32"
+    max_new_tokens: int = 8
+    similarity_check: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated config."""
+
+    path: Path
+    envs: tuple[EnvSpec, ...]
+    models: tuple[ModelSpec, ...]
+
+    def env(self, name: str) -> EnvSpec:
+        """The env called `name` (a KeyError names the known ones)."""
+        for env in self.envs:
+            if env.name == name:
+                return env
+        raise KeyError(f"no env {name!r} in {self.path.name}; known: {[e.name for e in self.envs]}")
+
+
+class _Table:
+    """Reads typed keys out of one TOML table and reports mistakes with their place."""
+
+    def __init__(self, file: Path, where: str, data: Any, known: tuple[str, ...]) -> None:
+        self.file, self.where = file, where
+        if not isinstance(data, dict):
+            raise self.error(None, f"must be a table, not {type(data).__name__}")
+        self.data = data
+        for key, value in data.items():
+            if key in known:
+                continue
+            if isinstance(value, dict):  # [envs.tf-4.40] is TOML for envs -> "tf-4" -> "40"
+                dotted = f"{where}.{key}"
+                quoted = dotted.split(".", 1)[0] + f'."{dotted.split(".", 1)[1]}"'
+                raise self.error(
+                    key, f"unknown key; a name with a dot must be quoted in TOML: write [{quoted}]"
+                )
+            raise self.error(key, f"unknown key (known keys: {', '.join(known)})")
+
+    def error(self, key: str | None, problem: str) -> ConfigError:
+        place = f"{self.file.name}: [{self.where}]" + (f" {key}" if key else "")
+        return ConfigError(f"{place}: {problem}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.error(key, f"must be a {want}, not {type(value).__name__} ({value!r})")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None) -> str | None:
+        value = self.get(key, str, default)
+        if value is not None and value not in choices:
+            raise self.error(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        values = self.get(key, list, [])
+        for index, value in enumerate(values, start=1):
+            if not isinstance(value, str):
+                raise self.error(key, f"value #{index} must be a string, not {type(value).__name__}")
+        return tuple(values)
+
+    def positive(self, key: str, default: float) -> float:
+        value = self.get(key, (int, float), default)
+        if value <= 0:
+            raise self.error(key, f"must be greater than 0, not {value}")
+        return value
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate the config file at `path`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file (set MATRIX_CONFIG to another one)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: not valid TOML: {exc}") from None
+    return parse(data, path)
+
+
+def parse(data: dict[str, Any], path: Path) -> Config:
+    """Validate already-parsed TOML data (the file path is only used in messages)."""
+    root = _Table(path, "top level", data, ("envs", "models"))
+    envs = _named_tables(root, "envs", _parse_env)
+    models = _named_tables(root, "models", _parse_model)
+    root_dir = path.resolve().parent
+    for model in models:
+        if model.source_kind == "path" and not (root_dir / model.source).is_dir():
+            raise ConfigError(
+                f"{path.name}: [models.{model.name}] path: folder {model.source!r} does not exist"
+                f" (relative paths start at {root_dir})"
+            )
+    return Config(path=path, envs=tuple(envs), models=tuple(models))
+
+
+def _named_tables(root: _Table, key: str, parse_one: Any) -> list[Any]:
+    tables = root.get(key, dict)
+    if not tables:
+        raise root.error(key, f"no [{key}.<name>] table: the matrix needs at least one")
+    seen: dict[str, str] = {}
+    parsed = []
+    for name, body in tables.items():
+        if not SAFE_NAME.match(name):
+            raise root.error(
+                f"{key}.{name}",
+                "unsafe name: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            )
+        folded = name.lower()
+        if folded in seen:
+            raise root.error(f"{key}.{name}", f"duplicate of [{key}.{seen[folded]}] (names differ only in case)")
+        seen[folded] = name
+        parsed.append(parse_one(_Table(root.file, f"{key}.{name}", body, _KNOWN[key]), name))
+    return parsed
+
+
+def _parse_env(table: _Table, name: str) -> EnvSpec:
+    spec = table.get("transformers", str)
+    if spec is None:
+        raise table.error("transformers", "missing: give a version spec such as '4.40.*' or 'latest'")
+    torch = table.get("torch", str)
+    pins = table.strings("pins")
+    for index, pin in enumerate(pins, start=1):
+        try:
+            Requirement(pin)
+        except InvalidRequirement as exc:
+            raise table.error("pins", f"value #{index} {pin!r} is not a requirement: {exc}") from None
+    python = table.get("python", str)
+    if python is not None and not re.fullmatch(r"3\.\d+", python):
+        raise table.error("python", f"{python!r} is not a Python version such as '3.11'")
+    return EnvSpec(
+        name=name,
+        transformers=_version_spec(table, "transformers", spec, allow_latest=True),
+        torch=None if torch is None else _version_spec(table, "torch", torch, allow_latest=False),
+        python=python,
+        pins=pins,
+    )
+
+
+def _version_spec(table: _Table, key: str, text: str, allow_latest: bool) -> str:
+    """Normalise '4.40.*' / '4.40.2' to '==...' and check the result is a valid specifier."""
+    text = text.strip()
+    if text == LATEST and allow_latest:
+        return LATEST
+    if re.fullmatch(r"\d+(\.\d+)*(\.\*)?", text):
+        text = f"=={text}"
+    try:
+        spec = SpecifierSet(text)
+    except InvalidSpecifier:
+        hint = "'latest', " if allow_latest else ""
+        raise table.error(
+            key, f"{text!r} is not a version spec (use {hint}'4.40.*', '==4.40.2' or '>=4.40,<4.42')"
+        ) from None
+    if not str(spec):
+        raise table.error(key, "empty version spec")
+    return str(spec)
+
+
+def _parse_model(table: _Table, name: str) -> ModelSpec:
+    given = [key for key in SOURCE_KEYS if key in table.data]
+    if len(given) != 1:
+        found = f" (found: {', '.join(given)})" if given else ""
+        raise table.error(None, f"give exactly one source key of {', '.join(SOURCE_KEYS)}{found}")
+    kind = given[0]
+    source = table.get(kind, str)
+    if not source.strip():
+        raise table.error(kind, "must not be empty")
+    if kind == "hub" and not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", source):
+        raise table.error(kind, f"{source!r} is not a hub id such as 'org/name'")
+    if kind == "fixture":
+        from probes.fixtures import FIXTURE_NAMES
+
+        if source not in FIXTURE_NAMES:
+            raise table.error(kind, f"unknown fixture {source!r} (known: {', '.join(FIXTURE_NAMES)})")
+    subdir = table.get("subdir", str)
+    if subdir is not None and kind != "pypi":
+        raise table.error("subdir", "only applies to a model from a `pypi` package")
+    task = table.choice("task", TASKS, None)
+    if task is None:
+        raise table.error("task", f"missing: one of {', '.join(TASKS)}")
+    shims = table.strings("shims")
+    for index, shim in enumerate(shims, start=1):
+        if shim not in SHIM_NAMES:
+            raise table.error("shims", f"value #{index} {shim!r} is not a known shim (known: {', '.join(SHIM_NAMES)})")
+    if len(set(shims)) != len(shims):
+        raise table.error("shims", "lists the same shim twice")
+    max_new_tokens = int(table.positive("max_new_tokens", 8))
+    if table.get("similarity_check", bool, False) and task != "embedding":
+        raise table.error("similarity_check", "only applies to task = 'embedding'")
+    return ModelSpec(
+        name=name,
+        source_kind=kind,
+        source=source,
+        subdir=subdir,
+        task=task,
+        revision=table.get("revision", str),
+        trust_remote_code=table.get("trust_remote_code", bool, False),
+        shims=shims,
+        timeout=float(table.positive("timeout", 300.0)),
+        device=table.choice("device", DEVICES, "cpu") or "cpu",
+        dtype=table.choice("dtype", DTYPES, "float32") or "float32",
+        max_new_tokens=max_new_tokens,
+        similarity_check=table.get("similarity_check", bool, False),
+    )
+
+
+_KNOWN = {
+    "envs": ("transformers", "torch", "python", "pins"),
+    "models": (
+        *SOURCE_KEYS,
+        "subdir",
+        "task",
+        "revision",
+        "trust_remote_code",
+        "shims",
+        "timeout",
+        "device",
+        "dtype",
+        "max_new_tokens",
+        "similarity_check",
+    ),
+}

@@ -1,0 +1,151 @@
+"""Recommend the environments to run: one pinned env if one runs every model, else the
+fewest envs that together do.
+
+A model is served by an env when its base cell passes there, or a shim variant passes
+(`pass-with-shim`). Preference, in order: fewest envs, then fewest shims, then newer
+transformers; remaining ties go to env names, so the answer is deterministic. The search is
+exact (smallest sets first), which is cheap for the handful of envs a matrix has.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from matrix.aggregate import Matrix
+
+MAX_EXACT_ENVS = 22
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which env (and shim, if any) serves one model."""
+
+    model: str
+    env: str
+    shim: str = ""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A set of envs that together serve the coverable models."""
+
+    envs: tuple[str, ...]
+    choices: tuple[Choice, ...]
+
+    @property
+    def shims(self) -> int:
+        return sum(1 for choice in self.choices if choice.shim)
+
+    def models_of(self, env: str) -> list[Choice]:
+        return [choice for choice in self.choices if choice.env == env]
+
+
+@dataclass
+class Recommendation:
+    """The recommendation, with the evidence-based summary lines the renderers print."""
+
+    kind: str  # "single", "split" or "none"
+    best: Option | None
+    uncovered: list[str]
+    per_env: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "envs": list(self.best.envs) if self.best else [],
+            "choices": [asdict(choice) for choice in self.best.choices] if self.best else [],
+            "uncovered": self.uncovered,
+            "per_env": self.per_env,
+            "summary": self.lines,
+            "preference": "fewest envs, then fewest shims, then newest transformers",
+        }
+
+
+def ways_to_serve(matrix: Matrix) -> dict[str, list[Choice]]:
+    """For each model, every (env, shim) whose cell passed."""
+    ways: dict[str, list[Choice]] = {model: [] for model in matrix.models}
+    for row in matrix.rows:
+        for env, cell in row.cells.items():
+            if cell is not None and cell.status.passed:
+                ways.setdefault(row.model, []).append(Choice(row.model, env, row.variant))
+    return ways
+
+
+def recommend(matrix: Matrix) -> Recommendation:
+    """Compute the best option from the matrix's cells."""
+    rank = {env.name: index for index, env in enumerate(matrix.envs)}  # oldest first
+    ways = ways_to_serve(matrix)
+    uncovered = [model for model, found in ways.items() if not found]
+    coverable = {model: found for model, found in ways.items() if found}
+    best = _search(coverable, rank) if coverable else None
+    kind = "none" if best is None else ("single" if len(best.envs) == 1 else "split")
+    recommendation = Recommendation(kind, best, uncovered, per_env=_per_env(matrix, ways))
+    recommendation.lines = _describe(matrix, recommendation)
+    return recommendation
+
+
+def _search(coverable: dict[str, list[Choice]], rank: dict[str, int]) -> Option | None:
+    useful = sorted({choice.env for found in coverable.values() for choice in found}, key=lambda e: -rank[e])
+    if len(useful) > MAX_EXACT_ENVS:
+        raise ValueError(f"{len(useful)} envs is too many for the exact search (limit {MAX_EXACT_ENVS})")
+    for size in range(1, len(useful) + 1):
+        options = [_assign(combo, coverable, rank) for combo in itertools.combinations(useful, size)]
+        found = [option for option in options if option is not None]
+        if found:
+            return min(found, key=lambda o: (o.shims, sorted(-rank[e] for e in o.envs), sorted(o.envs)))
+    return None
+
+
+def _assign(combo: tuple[str, ...], coverable: dict[str, list[Choice]], rank: dict[str, int]) -> Option | None:
+    """Serve each model from the combo: no shim first, then the newest env."""
+    choices = []
+    for model, found in coverable.items():
+        usable = [choice for choice in found if choice.env in combo]
+        if not usable:
+            return None
+        choices.append(min(usable, key=lambda c: (bool(c.shim), -rank[c.env], c.shim)))
+    used = tuple(sorted({choice.env for choice in choices}, key=lambda e: rank[e]))
+    if len(used) < len(combo):
+        return None  # a smaller set (already tried) does the same
+    return Option(used, tuple(choices))
+
+
+def _per_env(matrix: Matrix, ways: dict[str, list[Choice]]) -> list[dict[str, Any]]:
+    """What each env alone covers: the runner-up view."""
+    summary = []
+    for env in matrix.envs:
+        plain = sorted(m for m, found in ways.items() if any(c.env == env.name and not c.shim for c in found))
+        shimmed = sorted(
+            m for m, found in ways.items() if m not in plain and any(c.env == env.name for c in found)
+        )
+        summary.append({"env": env.name, "transformers": env.transformers, "plain": plain, "with_shim": shimmed})
+    return summary
+
+
+def _describe(matrix: Matrix, rec: Recommendation) -> list[str]:
+    versions = {env.name: env.transformers for env in matrix.envs}
+    total = len(matrix.models)
+    lines = []
+    if rec.best is not None:
+        if rec.kind == "single":
+            env = rec.best.envs[0]
+            lines.append(f"Pin {env} (transformers {versions[env]}): it runs {_served(rec.best, env, total)}.")
+        else:
+            lines.append(f"No single env runs every model; use {len(rec.best.envs)} envs:")
+            lines += [f"- {env} (transformers {versions[env]}) for {_served(rec.best, env, total)}" for env in rec.best.envs]
+    if rec.uncovered:
+        lines.append(f"No env runs: {', '.join(rec.uncovered)}.")
+    lines.append("Each env alone:")
+    for item in rec.per_env:
+        covered = len(item["plain"]) + len(item["with_shim"])
+        shim_note = f", {len(item['with_shim'])} of them only with a shim" if item["with_shim"] else ""
+        lines.append(f"- {item['env']} ({item['transformers']}) runs {covered}/{total} models{shim_note}")
+    return lines
+
+
+def _served(option: Option, env: str, total: int) -> str:
+    parts = [c.model + (f" (with shim {c.shim})" if c.shim else "") for c in option.models_of(env)]
+    return f"{len(parts)}/{total} models: {', '.join(parts)}"

