@@ -57,7 +57,13 @@ def matrix(session: nox.Session) -> None:
     """Probe every env, then collect, aggregate, recommend and render results/ (table, JSON, pins)."""
     session.install("tabulate", "packaging")
     session.run(
-        "python", "-m", "matrix", "report", str(RUN_DIR), "--results", str(RESULTS),
+        "python",
+        "-m",
+        "matrix",
+        "report",
+        str(RUN_DIR),
+        "--results",
+        str(RESULTS),
         *session.posargs,
         env={"PYTHONPATH": str(ROOT)},
     )
@@ -69,6 +75,12 @@ def report(session: nox.Session) -> None:
     session.install("tabulate", "packaging")
     run_dir = session.posargs[0] if session.posargs else "newest"
     session.run(
-        "python", "-m", "matrix", "report", run_dir, "--results", str(RESULTS),
+        "python",
+        "-m",
+        "matrix",
+        "report",
+        run_dir,
+        "--results",
+        str(RESULTS),
         env={"PYTHONPATH": str(ROOT)},
     )

@@ -30,7 +30,7 @@ class EnvColumn:
 
     @property
     def header(self) -> str:
-        return f"{self.name} ({self.transformers})" if self.transformers != "?" else self.name
+        return f"{self.name} ({self.transformers if self.built else 'not built'})"
 
     @property
     def version(self) -> Version | None:

@@ -97,9 +97,7 @@ class _Table:
             if isinstance(value, dict):  # [envs.tf-4.40] is TOML for envs -> "tf-4" -> "40"
                 dotted = f"{where}.{key}"
                 quoted = dotted.split(".", 1)[0] + f'."{dotted.split(".", 1)[1]}"'
-                raise self.error(
-                    key, f"unknown key; a name with a dot must be quoted in TOML: write [{quoted}]"
-                )
+                raise self.error(key, f"unknown key; a name with a dot must be quoted in TOML: write [{quoted}]")
             raise self.error(key, f"unknown key (known keys: {', '.join(known)})")
 
     def error(self, key: str | None, problem: str) -> ConfigError:
@@ -195,8 +193,8 @@ def _parse_env(table: _Table, name: str) -> EnvSpec:
     for index, pin in enumerate(pins, start=1):
         try:
             Requirement(pin)
-        except InvalidRequirement as exc:
-            raise table.error("pins", f"value #{index} {pin!r} is not a requirement: {exc}") from None
+        except InvalidRequirement:
+            raise table.error("pins", f"value #{index} {pin!r} is not a requirement such as 'numpy<2'") from None
     python = table.get("python", str)
     if python is not None and not re.fullmatch(r"3\.\d+", python):
         raise table.error("python", f"{python!r} is not a Python version such as '3.11'")

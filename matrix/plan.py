@@ -36,7 +36,7 @@ class PlannedCell:
 
 def new_run_id() -> str:
     """Sortable by time, unique across machines that start in the same second."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 

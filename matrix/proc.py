@@ -12,20 +12,49 @@ import os
 import shlex
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 log = logging.getLogger("matrix")
 
 _KEEP_EXACT = {
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "TERM", "TMPDIR", "TZ", "SHELL",
-    "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-    "CI", "GITHUB_ACTIONS",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "TERM",
+    "TMPDIR",
+    "TZ",
+    "SHELL",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "CI",
+    "GITHUB_ACTIONS",
 }
 _KEEP_PREFIXES = (
-    "LC_", "XDG_", "UV_", "PIP_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "CUDA_",
-    "NVIDIA_", "OMP_", "MKL_", "OPENBLAS_", "SSL_", "REQUESTS_CA", "CURL_CA", "MATRIX_",
+    "LC_",
+    "XDG_",
+    "UV_",
+    "PIP_",
+    "HF_",
+    "HUGGINGFACE_",
+    "TRANSFORMERS_",
+    "TORCH",
+    "CUDA_",
+    "NVIDIA_",
+    "OMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "SSL_",
+    "REQUESTS_CA",
+    "CURL_CA",
+    "MATRIX_",
 )
 
 
@@ -45,11 +74,7 @@ class Completed:
 
 def scrubbed_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The calling environment reduced to what tools need, plus `extra`."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key in _KEEP_EXACT or key.startswith(_KEEP_PREFIXES)
-    }
+    env = {key: value for key, value in os.environ.items() if key in _KEEP_EXACT or key.startswith(_KEEP_PREFIXES)}
     env.update(extra or {})
     return env
 

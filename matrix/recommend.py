@@ -102,7 +102,7 @@ def _search(coverable: dict[str, list[Choice]], rank: dict[str, int]) -> Option 
 def _assign(combo: tuple[str, ...], coverable: dict[str, list[Choice]], rank: dict[str, int]) -> Option | None:
     """Serve each model from the combo: no shim first, then the newest env."""
     choices = []
-    for model, found in coverable.items():
+    for found in coverable.values():
         usable = [choice for choice in found if choice.env in combo]
         if not usable:
             return None
@@ -118,15 +118,14 @@ def _per_env(matrix: Matrix, ways: dict[str, list[Choice]]) -> list[dict[str, An
     summary = []
     for env in matrix.envs:
         plain = sorted(m for m, found in ways.items() if any(c.env == env.name and not c.shim for c in found))
-        shimmed = sorted(
-            m for m, found in ways.items() if m not in plain and any(c.env == env.name for c in found)
-        )
+        shimmed = sorted(m for m, found in ways.items() if m not in plain and any(c.env == env.name for c in found))
         summary.append({"env": env.name, "transformers": env.transformers, "plain": plain, "with_shim": shimmed})
     return summary
 
 
 def _describe(matrix: Matrix, rec: Recommendation) -> list[str]:
     versions = {env.name: env.transformers for env in matrix.envs}
+    headers = {env.name: env.header for env in matrix.envs}
     total = len(matrix.models)
     lines = []
     if rec.best is not None:
@@ -135,14 +134,16 @@ def _describe(matrix: Matrix, rec: Recommendation) -> list[str]:
             lines.append(f"Pin {env} (transformers {versions[env]}): it runs {_served(rec.best, env, total)}.")
         else:
             lines.append(f"No single env runs every model; use {len(rec.best.envs)} envs:")
-            lines += [f"- {env} (transformers {versions[env]}) for {_served(rec.best, env, total)}" for env in rec.best.envs]
+            lines += [
+                f"- {env} (transformers {versions[env]}) for {_served(rec.best, env, total)}" for env in rec.best.envs
+            ]
     if rec.uncovered:
         lines.append(f"No env runs: {', '.join(rec.uncovered)}.")
     lines.append("Each env alone:")
     for item in rec.per_env:
         covered = len(item["plain"]) + len(item["with_shim"])
         shim_note = f", {len(item['with_shim'])} of them only with a shim" if item["with_shim"] else ""
-        lines.append(f"- {item['env']} ({item['transformers']}) runs {covered}/{total} models{shim_note}")
+        lines.append(f"- {headers[item['env']]} runs {covered}/{total} models{shim_note}")
     return lines
 
 

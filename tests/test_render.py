@@ -1,0 +1,118 @@
+"""Rendered reports against gold files (coverage.py style: the actual output is written
+next to the gold file on mismatch; MATRIX_UPDATE_GOLD=1 rewrites the gold files)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from matrix.aggregate import aggregate
+from matrix.collect import Run
+from matrix.recommend import recommend
+from matrix.render import markdown, matrix_json, pins, terminal, write_outputs
+from probes.status import Status
+from tests.conftest import make_cell
+
+GOLD = Path(__file__).parent / "gold"
+WHEN = "2026-11-25T12:00:00+00:00"
+MACHINE = {"hostname": "ci-box", "platform": "Linux-x86_64", "cpu_count": 2}
+
+
+def sample():
+    envs = {
+        "tf-4.40": {"packages": {"transformers": "4.40.2", "torch": "2.13.0+cpu", "tokenizers": "0.19.1"}},
+        "tf-4.50": {"packages": {"transformers": "4.50.3", "torch": "2.13.0+cpu", "tokenizers": "0.21.4"}},
+        "broken": {"status": "env-failed"},
+    }
+    gen = {"generate_median_s": 0.012}
+    cells = [
+        make_cell("tf-4.40", "qwen2-tiny", "pass", metrics=gen, machine=MACHINE),
+        make_cell("tf-4.50", "qwen2-tiny", "pass", metrics=gen),
+        make_cell("tf-4.40", "glm", "pass", metrics=gen),
+        make_cell(
+            "tf-4.50",
+            "glm",
+            "fail",
+            phase="generate",
+            reason="AttributeError in generate",
+            error={"type": "AttributeError", "message": "'GLM' object has no attribute '_extract_past'\nmore"},
+            log="tf-4.50/glm.log",
+        ),
+        make_cell("tf-4.40", "glm", "pass-with-shim", variant="extract-past", metrics=gen),
+        make_cell("tf-4.50", "glm", "pass-with-shim", variant="extract-past", metrics=gen),
+        make_cell(
+            "tf-4.50",
+            "hostile",
+            "fail",
+            phase="load",
+            error={"type": "ValueError", "message": "bad | pipe <script>alert(1)</script>\x1b[31m red"},
+        ),
+        make_cell("tf-4.40", "hostile", "timeout", reason="no result within 5 s (killed)"),
+    ]
+    cells += [make_cell("broken", m, "env-failed", reason="env could not be built: error: no transformers==4.99")
+              for m in ("qwen2-tiny", "glm", "hostile")]
+    matrix = aggregate(Run(Path("runs/r1"), envs, cells, ["qwen2-tiny", "glm", "hostile"]))
+    return matrix, recommend(matrix)
+
+
+def check_gold(name: str, actual: str) -> None:
+    gold = GOLD / name
+    if os.environ.get("MATRIX_UPDATE_GOLD"):
+        gold.write_text(actual, encoding="utf-8")
+    expected = gold.read_text(encoding="utf-8")
+    actual_path = gold.with_name(gold.name + ".actual")
+    if actual != expected:
+        actual_path.write_text(actual, encoding="utf-8")
+        raise AssertionError(f"{name} differs from its gold file; actual output written to {actual_path}")
+    actual_path.unlink(missing_ok=True)
+
+
+def test_markdown_matches_gold():
+    matrix, rec = sample()
+    check_gold("COMPATIBILITY.md", markdown(matrix, rec, WHEN))
+
+
+def test_terminal_matches_gold():
+    matrix, rec = sample()
+    check_gold("terminal.txt", terminal(matrix, rec) + "\n")
+
+
+def test_hostile_text_cannot_break_a_markdown_row():
+    matrix, rec = sample()
+    table = [line for line in markdown(matrix, rec, WHEN).splitlines() if line.startswith("| hostile")]
+    assert len(table) == 1
+    assert table[0].count(" | ") + table[0].count("|") - table[0].count("\\|") >= 0
+    unescaped_pipes = table[0].replace("\\|", "").count("|")
+    assert unescaped_pipes == len(matrix.envs) + 2
+    body = markdown(matrix, rec, WHEN)
+    assert "<script>" not in body and "\x1b" not in body
+
+
+def test_json_has_schema_meta_envs_cells_and_recommendation():
+    matrix, rec = sample()
+    data = json.loads(json.dumps(matrix_json(matrix, rec, WHEN)))
+    assert data["schema"] == 1
+    assert data["meta"]["run_id"] == "r1" and data["meta"]["generated_at"] == WHEN
+    assert [e["name"] for e in data["envs"]] == ["tf-4.40", "tf-4.50", "broken"]
+    assert data["envs"][0]["packages"]["tokenizers"] == "0.19.1"
+    glm = next(c for c in data["cells"] if c["env"] == "tf-4.50" and c["model"] == "glm" and not c["variant"])
+    assert glm["status"] == "fail" and glm["phase"] == "generate" and glm["error"]["type"] == "AttributeError"
+    assert data["recommendation"]["kind"] == "single" and data["recommendation"]["envs"] == ["tf-4.40"]
+
+
+def test_pins_are_exact_and_only_for_recommended_envs(tmp_path):
+    matrix, rec = sample()
+    assert list(pins(matrix, rec)) == ["tf-4.40"]
+    stale = tmp_path / "pins" / "old-env.txt"
+    stale.parent.mkdir()
+    stale.write_text("x")
+    write_outputs(tmp_path, matrix, rec, WHEN)
+    assert sorted(p.name for p in (tmp_path / "pins").iterdir()) == ["tf-4.40.txt"]
+    lines = (tmp_path / "pins" / "tf-4.40.txt").read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == [
+        "tokenizers==0.19.1",
+        "torch==2.13.0+cpu",
+        "transformers==4.40.2",
+    ]
+    assert Status.PASS.value in (tmp_path / "COMPATIBILITY.md").read_text()
