@@ -65,6 +65,7 @@ class ModelSpec:
     dtype: str = "float32"
     max_new_tokens: int = 8
     similarity_check: bool = False
+    memory_limit_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ def _parse_model(table: _Table, name: str) -> ModelSpec:
         dtype=table.choice("dtype", DTYPES, "float32") or "float32",
         max_new_tokens=max_new_tokens,
         similarity_check=table.get("similarity_check", bool, False),
+        memory_limit_mb=int(table.positive("memory_limit_mb", 1)) if "memory_limit_mb" in table.data else None,
     )
 
 
@@ -288,5 +290,6 @@ _KNOWN = {
         "dtype",
         "max_new_tokens",
         "similarity_check",
+        "memory_limit_mb",
     ),
 }

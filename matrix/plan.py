@@ -51,9 +51,7 @@ def cells(config: Config, env: str | None = None) -> list[PlannedCell]:
     return [PlannedCell(e, m.name, v) for e in envs for m in config.models for v in variants(m)]
 
 
-def runner_plan(
-    config: Config, env: str, run_dir: Path, locations: dict[str, str], memory_limit_mb: int | None = None
-) -> dict[str, Any]:
+def runner_plan(config: Config, env: str, run_dir: Path, locations: dict[str, str]) -> dict[str, Any]:
     """The JSON the in-env runner reads: one spec per cell, with resolved model locations."""
     models = {m.name: m for m in config.models}
     specs = []
@@ -73,7 +71,7 @@ def runner_plan(
                 "dtype": model.dtype,
                 "max_new_tokens": model.max_new_tokens,
                 "similarity_check": model.similarity_check,
-                "memory_limit_mb": memory_limit_mb,
+                "memory_limit_mb": model.memory_limit_mb,
                 "warm": _warm_names(locations[model.name]),
             }
         )

@@ -201,15 +201,22 @@ def _write_child_result(child_out: Path, spec: dict[str, Any]) -> None:
 
 
 def _limit_memory(spec: dict[str, Any]) -> None:
-    """Cap the child's address space so runaway allocation raises MemoryError (CPU only:
-    CUDA reserves huge virtual ranges)."""
-    limit_mb = spec.get("memory_limit_mb")
-    if not limit_mb or spec.get("device") != "cpu":
+    """Cap the child's address space so a runaway allocation raises MemoryError (`oom`)
+    instead of dragging the host into its OOM killer. CPU only: CUDA reserves huge virtual
+    ranges. The cap is the child's size at fork plus `memory_limit_mb` (default: 90 % of RAM).
+    """
+    if spec.get("device") != "cpu":
         return
+    limit_mb = spec.get("memory_limit_mb") or int(_meminfo_kb("MemTotal") * 0.9 / 1024)
     with open("/proc/self/status", encoding="ascii") as status:
         vm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
     cap = vm_kb * 1024 + int(limit_mb) * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def _meminfo_kb(field: str) -> int:
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        return next(int(line.split()[1]) for line in meminfo if line.startswith(field + ":"))
 
 
 def _supervise(pid: int, timeout: float) -> tuple[Status | None, str]:

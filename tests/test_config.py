@@ -19,7 +19,11 @@ CASES = [
         "matrix.toml: not valid TOML: Expected ']' at the end of a table declaration (at line 6, column 8)",
         id="toml-syntax",
     ),
-    pytest.param("colour = 1\n" + ENV + MODEL, "matrix.toml: [top level] colour: unknown key (known keys: envs, models)", id="unknown-top"),
+    pytest.param(
+        "colour = 1\n" + ENV + MODEL,
+        "matrix.toml: [top level] colour: unknown key (known keys: envs, models)",
+        id="unknown-top",
+    ),
     pytest.param(
         ENV + 'transformerz = "4.40"\n' + MODEL,
         "matrix.toml: [envs.a] transformerz: unknown key (known keys: transformers, torch, python, pins)",
@@ -30,9 +34,15 @@ CASES = [
         'matrix.toml: [envs.tf-4] 40: unknown key; a name with a dot must be quoted in TOML: write [envs."tf-4.40"]',
         id="unquoted-dotted-name",
     ),
-    pytest.param(MODEL, "matrix.toml: [top level] envs: no [envs.<name>] table: the matrix needs at least one", id="no-envs"),
-    pytest.param(ENV, "matrix.toml: [top level] models: no [models.<name>] table: the matrix needs at least one", id="no-models"),
-    pytest.param("envs = 3\n" + MODEL, "matrix.toml: [top level] envs: must be a dict, not int (3)", id="envs-not-table"),
+    pytest.param(
+        MODEL, "matrix.toml: [top level] envs: no [envs.<name>] table: the matrix needs at least one", id="no-envs"
+    ),
+    pytest.param(
+        ENV, "matrix.toml: [top level] models: no [models.<name>] table: the matrix needs at least one", id="no-models"
+    ),
+    pytest.param(
+        "envs = 3\n" + MODEL, "matrix.toml: [top level] envs: must be a dict, not int (3)", id="envs-not-table"
+    ),
     pytest.param(
         '[envs.a]\ntorch = "==2.13.0"\n' + MODEL,
         "matrix.toml: [envs.a] transformers: missing: give a version spec such as '4.40.*' or 'latest'",

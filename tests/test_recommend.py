@@ -93,9 +93,7 @@ def _brute_force(matrix):
         for combo in itertools.combinations(rank, size):
             if not all(any(env in combo for env, _ in found) for found in ways.values()):
                 continue
-            shims = sum(
-                min(bool(v) for env, v in found if env in combo) for found in ways.values()
-            )
+            shims = sum(min(bool(v) for env, v in found if env in combo) for found in ways.values())
             score = (size, shims, sorted(-rank[e] for e in combo))
             best = score if best is None or score < best else best
         if best:

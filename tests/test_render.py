@@ -50,8 +50,10 @@ def sample():
         ),
         make_cell("tf-4.40", "hostile", "timeout", reason="no result within 5 s (killed)"),
     ]
-    cells += [make_cell("broken", m, "env-failed", reason="env could not be built: error: no transformers==4.99")
-              for m in ("qwen2-tiny", "glm", "hostile")]
+    cells += [
+        make_cell("broken", m, "env-failed", reason="env could not be built: error: no transformers==4.99")
+        for m in ("qwen2-tiny", "glm", "hostile")
+    ]
     matrix = aggregate(Run(Path("runs/r1"), envs, cells, ["qwen2-tiny", "glm", "hostile"]))
     return matrix, recommend(matrix)
 
