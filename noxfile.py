@@ -84,3 +84,10 @@ def report(session: nox.Session) -> None:
         str(RESULTS),
         env={"PYTHONPATH": str(ROOT)},
     )
+
+
+@nox.session(venv_backend="uv")
+def bench(session: nox.Session) -> None:
+    """Benchmark a warm rerun of the matrix against its floor, and forked cells against fresh interpreters."""
+    session.install("nox", "uv", "tabulate", "packaging")
+    session.run("python", "benchmarks/bench_matrix.py", "--config", str(CONFIG_PATH), *session.posargs)

@@ -39,9 +39,7 @@ def fault_run(tf440_python, fixture_cache, tmp_path_factory):
     base = tmp_path_factory.mktemp("faults")
     cells = []
     for fault in EXPECTED:
-        folder = write_faulty_model(
-            base / "models" / fault, fault, tokenizer_from=Path(tokenizer_dir)
-        )
+        folder = write_faulty_model(base / "models" / fault, fault, tokenizer_from=Path(tokenizer_dir))
         cells.append(
             {
                 "model": fault,

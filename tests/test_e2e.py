@@ -1,0 +1,148 @@
+"""End to end through nox: real uv envs, real transformers releases, real models.
+
+A small matrix (4.40.2, latest, and an env that cannot be built) with two models, then the
+shipped default matrix once, checked against the outcome DESIGN.md measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+SMALL = """
+[envs."tf-4.40"]
+transformers = "==4.40.2"
+torch = "==2.13.0"
+
+[envs.latest]
+transformers = "latest"
+torch = "==2.13.0"
+
+[envs.broken]
+transformers = "==4.99.0"
+torch = "==2.13.0"
+
+[models.qwen2-tiny]
+fixture = "qwen2-tiny"
+task = "causal-lm"
+
+[models.chatglm-legacy]
+fixture = "chatglm-legacy"
+task = "causal-lm"
+trust_remote_code = true
+shims = ["extract-past"]
+"""
+
+
+def run_matrix(tmp_path: Path, config: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+    results = tmp_path / "results"
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "MATRIX_CONFIG": str(config),
+        "MATRIX_RESULTS": str(results),
+        "MATRIX_CACHE": str(ROOT / ".cache"),
+    }
+    env.update(
+        {key: os.environ[key] for key in ("PIP_FIND_LINKS", "UV_FIND_LINKS", "UV_CACHE_DIR") if key in os.environ}
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nox",
+            "-f",
+            str(ROOT / "noxfile.py"),
+            "-s",
+            "matrix",
+            "--envdir",
+            str(tmp_path / "nox"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    matrix_file = results / "matrix.json"
+    assert matrix_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    return done, json.loads(matrix_file.read_text())
+
+
+def cells_of(data: dict) -> dict[tuple[str, str], dict]:
+    return {(c["env"], c["model"] + (f"+{c['variant']}" if c["variant"] else "")): c for c in data["cells"]}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("small")
+    config = tmp / "small.toml"
+    config.write_text(SMALL)
+    return run_matrix(tmp, config)
+
+
+def test_small_matrix_exits_zero_and_prints_table_and_recommendation(small_run):
+    done, data = small_run
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout + done.stderr
+    assert "Recommendation:" in out and "Pin tf-4.40 (transformers 4.40.2)" in out
+    assert "probe(env='broken'): skipped" in out
+
+
+def test_small_matrix_statuses_phases_and_exceptions(small_run):
+    _, data = small_run
+    cells = cells_of(data)
+    assert cells[("tf-4.40", "qwen2-tiny")]["status"] == "pass"
+    assert cells[("latest", "qwen2-tiny")]["status"] == "pass"
+    assert cells[("tf-4.40", "chatglm-legacy")]["status"] == "pass"
+    assert cells[("tf-4.40", "chatglm-legacy+extract-past")]["status"] == "pass-with-shim"
+    latest = cells[("latest", "chatglm-legacy")]
+    assert latest["status"] == "fail" and latest["error"]["type"]
+    assert cells[("latest", "chatglm-legacy+extract-past")]["status"] == "fail"
+    for model in ("qwen2-tiny", "chatglm-legacy", "chatglm-legacy+extract-past"):
+        broken = cells[("broken", model)]
+        assert broken["status"] == "env-failed"
+        assert "transformers==4.99.0" in broken["reason"]
+
+
+def test_small_matrix_records_envs_and_outputs(small_run):
+    _, data = small_run
+    envs = {env["name"]: env for env in data["envs"]}
+    assert envs["tf-4.40"]["transformers"] == "4.40.2"
+    assert envs["latest"]["transformers"].split(".")[0] >= "5"
+    assert envs["tf-4.40"]["packages"]["torch"].startswith("2.13.0")
+    cells = cells_of(data)
+    old = cells[("tf-4.40", "qwen2-tiny")]
+    new = cells[("latest", "qwen2-tiny")]
+    assert len(old["fingerprint"]["tokens"]) == 8
+    assert old["fingerprint"]["tokens"] == new["fingerprint"]["tokens"]
+    assert old["metrics"]["generate_median_s"] > 0 and old["metrics"]["peak_rss_increase_mb"] >= 0
+    assert data["recommendation"]["kind"] == "single" and data["recommendation"]["envs"] == ["tf-4.40"]
+
+
+def test_default_matrix_reproduces_the_measured_outcome(tmp_path):
+    done, data = run_matrix(tmp_path, ROOT / "matrix.toml")
+    assert done.returncode == 0, done.stderr[-3000:]
+    cells = cells_of(data)
+    for model in ("codebert-tiny", "qwen2-tiny", "minilm"):
+        for env in ("tf-4.40", "tf-4.50", "latest"):
+            assert cells[(env, model)]["status"] == "pass", (env, model, cells[(env, model)]["reason"])
+    assert cells[("tf-4.40", "chatglm-legacy")]["status"] == "pass"
+    broken = cells[("tf-4.50", "chatglm-legacy")]
+    assert broken["status"] == "fail" and broken["phase"] == "generate"
+    assert broken["error"]["type"] == "AttributeError"
+    assert "_extract_past_from_model_output" in broken["error"]["message"]
+    shimmed = cells[("tf-4.50", "chatglm-legacy+extract-past")]
+    assert shimmed["status"] == "pass-with-shim"
+    assert shimmed["fingerprint"]["tokens"] == cells[("tf-4.40", "chatglm-legacy")]["fingerprint"]["tokens"]
+    assert cells[("latest", "chatglm-legacy")]["status"] == "fail"
+    assert data["recommendation"]["envs"] == ["tf-4.40"]
+    assert (tmp_path / "results" / "pins" / "tf-4.40.txt").read_text().count("transformers==4.40.2") == 1
