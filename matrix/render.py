@@ -182,8 +182,10 @@ def _cell_json(cell: CellResult) -> dict[str, Any]:
 
 def pins(matrix: Matrix, rec: Recommendation) -> dict[str, str]:
     """`results/pins/<env>.txt` text for each recommended env: exact versions for `uv pip install -r`."""
-    files = {}
-    for name in rec.best.envs if rec.best else ():
+    files: dict[str, str] = {}
+    if rec.best is None:
+        return files
+    for name in rec.best.envs:
         env = next(e for e in matrix.envs if e.name == name)
         served = ", ".join(choice.model for choice in rec.best.models_of(name))
         header = [
