@@ -45,16 +45,8 @@ shims = ["extract-past"]
 
 def run_matrix(tmp_path: Path, config: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
     results = tmp_path / "results"
-    env = {
-        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(Path.home()),
-        "MATRIX_CONFIG": str(config),
-        "MATRIX_RESULTS": str(results),
-        "MATRIX_CACHE": str(ROOT / ".cache"),
-    }
-    env.update(
-        {key: os.environ[key] for key in ("PIP_FIND_LINKS", "UV_FIND_LINKS", "UV_CACHE_DIR") if key in os.environ}
-    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MATRIX_")}
+    env.update(MATRIX_CONFIG=str(config), MATRIX_RESULTS=str(results), MATRIX_CACHE=str(ROOT / ".cache"))
     done = subprocess.run(
         [
             sys.executable,
