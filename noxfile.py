@@ -39,7 +39,7 @@ RUN_DIR = RESULTS / "runs" / RUN_ID
 CACHE = Path(os.environ.get("MATRIX_CACHE", ROOT / ".cache"))
 
 
-@nox.session(venv_backend="uv")
+@nox.session(venv_backend="uv", reuse_venv=True)
 @nox.parametrize(
     ("python", "env"),
     [nox.param(env.python, env.name, id=f"env={env.name!r}") for env in CONFIG.envs],
@@ -52,7 +52,7 @@ def probe(session: nox.Session, env: str) -> None:
         session.skip(f"{why_not}; its cells are recorded as env-failed")
 
 
-@nox.session(venv_backend="uv", requires=["probe"])
+@nox.session(venv_backend="uv", reuse_venv=True, requires=["probe"])
 def matrix(session: nox.Session) -> None:
     """Probe every env, then collect, aggregate, recommend and render results/ (table, JSON, pins)."""
     session.install("tabulate", "packaging")
