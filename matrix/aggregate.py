@@ -64,6 +64,9 @@ class Matrix:
     machine: dict[str, Any]
     warnings: list[str]
 
+    def row(self, model: str, variant: str = "") -> Row:
+        return next(row for row in self.rows if row.model == model and row.variant == variant)
+
     def cell(self, env: str, model: str, variant: str = "") -> CellResult | None:
         for row in self.rows:
             if row.model == model and row.variant == variant:

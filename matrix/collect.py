@@ -28,6 +28,10 @@ class Run:
     cells: list[CellResult]
     model_order: list[str]
     warnings: list[str] = field(default_factory=list)
+    # From the plans: what each model was asked to do (task, budgets, optional) and the
+    # judging settings, so a report can be re-made from the run folder alone.
+    model_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -50,13 +54,18 @@ def collect(run_dir: Path) -> Run:
     cells: list[CellResult] = []
     model_order: list[str] = []
     warnings: list[str] = []
+    model_specs: dict[str, dict[str, Any]] = {}
+    settings: dict[str, Any] = {}
     for env_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
         facts = _load(env_dir / ENV_FACTS_FILE, warnings)
         envs[env_dir.name] = facts if isinstance(facts, dict) else {"name": env_dir.name}
         plan = _load(env_dir / PLAN_FILE, warnings)
-        for spec in plan.get("cells", []) if isinstance(plan, dict) else []:
-            if spec.get("model") not in model_order:
-                model_order.append(spec.get("model"))
+        if isinstance(plan, dict):
+            settings.update(plan.get("settings") or {})
+            for spec in plan.get("cells", []):
+                model_specs.setdefault(spec.get("model"), spec)
+                if spec.get("model") not in model_order:
+                    model_order.append(spec.get("model"))
         for path in sorted(env_dir.glob("*.json")):
             if path.name.startswith(("_", ".")):
                 continue
@@ -72,7 +81,7 @@ def collect(run_dir: Path) -> Run:
     for cell in cells:
         if cell.model not in model_order:
             model_order.append(cell.model)
-    return Run(run_dir=run_dir, envs=envs, cells=cells, model_order=model_order, warnings=warnings)
+    return Run(run_dir, envs, cells, model_order, warnings, model_specs, settings)
 
 
 def _load(path: Path, warnings: list[str]) -> Any:

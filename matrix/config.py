@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 SOURCE_KEYS = ("hub", "path", "fixture", "pypi")
 LATEST = "latest"
+BUDGET_KEYS = ("max_latency_s", "max_memory_mb", "min_similarity_accuracy")
 
 
 class ConfigError(Exception):
@@ -66,6 +67,21 @@ class ModelSpec:
     max_new_tokens: int = 8
     similarity_check: bool = False
     memory_limit_mb: int | None = None
+    optional: bool = False
+    budgets: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the host judges cells: drift tolerances, budget rules, similarity threshold."""
+
+    require_budgets: bool = False
+    drift_min_cosine: float = 0.9999
+    drift_max_abs: float = 1e-4
+    similarity_threshold: float = 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,7 @@ class Config:
     path: Path
     envs: tuple[EnvSpec, ...]
     models: tuple[ModelSpec, ...]
+    settings: Settings = field(default_factory=Settings)
 
     def env(self, name: str) -> EnvSpec:
         """The env called `name` (a KeyError names the known ones)."""
@@ -152,7 +169,8 @@ def load(path: str | Path) -> Config:
 
 def parse(data: dict[str, Any], path: Path) -> Config:
     """Validate already-parsed TOML data (the file path is only used in messages)."""
-    root = _Table(path, "top level", data, ("envs", "models"))
+    root = _Table(path, "top level", data, ("settings", "envs", "models"))
+    settings = _parse_settings(_Table(path, "settings", data.get("settings", {}), tuple(Settings().to_dict())))
     envs = _named_tables(root, "envs", _parse_env)
     models = _named_tables(root, "models", _parse_model)
     root_dir = path.resolve().parent
@@ -162,7 +180,20 @@ def parse(data: dict[str, Any], path: Path) -> Config:
                 f"{path.name}: [models.{model.name}] path: folder {model.source!r} does not exist"
                 f" (relative paths start at {root_dir})"
             )
-    return Config(path=path, envs=tuple(envs), models=tuple(models))
+    return Config(path=path, envs=tuple(envs), models=tuple(models), settings=settings)
+
+
+def _parse_settings(table: _Table) -> Settings:
+    default = Settings()
+    cosine = float(table.positive("drift_min_cosine", default.drift_min_cosine))
+    if cosine > 1:
+        raise table.error("drift_min_cosine", f"must be at most 1, not {cosine}")
+    return Settings(
+        require_budgets=table.get("require_budgets", bool, default.require_budgets),
+        drift_min_cosine=cosine,
+        drift_max_abs=float(table.positive("drift_max_abs", default.drift_max_abs)),
+        similarity_threshold=float(table.get("similarity_threshold", (int, float), default.similarity_threshold)),
+    )
 
 
 def _named_tables(root: _Table, key: str, parse_one: Any) -> list[Any]:
@@ -273,7 +304,18 @@ def _parse_model(table: _Table, name: str) -> ModelSpec:
         max_new_tokens=max_new_tokens,
         similarity_check=table.get("similarity_check", bool, False),
         memory_limit_mb=int(table.positive("memory_limit_mb", 1)) if "memory_limit_mb" in table.data else None,
+        optional=table.get("optional", bool, False),
+        budgets=_budgets(table, task),
     )
+
+
+def _budgets(table: _Table, task: str) -> dict[str, float]:
+    """Per-model budgets; the latency budget means per request (embedding) or per reply."""
+    budgets = {key: float(table.positive(key, 1)) for key in BUDGET_KEYS if key in table.data}
+    accuracy = budgets.get("min_similarity_accuracy")
+    if accuracy is not None and (task != "embedding" or accuracy > 1):
+        raise table.error("min_similarity_accuracy", "applies to embedding models only, as a fraction such as 0.85")
+    return budgets
 
 
 _KNOWN = {
@@ -291,5 +333,7 @@ _KNOWN = {
         "max_new_tokens",
         "similarity_check",
         "memory_limit_mb",
+        "optional",
+        *BUDGET_KEYS,
     ),
 }

@@ -72,10 +72,12 @@ def runner_plan(config: Config, env: str, run_dir: Path, locations: dict[str, st
                 "max_new_tokens": model.max_new_tokens,
                 "similarity_check": model.similarity_check,
                 "memory_limit_mb": model.memory_limit_mb,
+                "optional": model.optional,
+                "budgets": model.budgets,
                 "warm": _warm_names(locations[model.name]),
             }
         )
-    return {"env": env, "run_dir": str(run_dir), "cells": specs}
+    return {"env": env, "run_dir": str(run_dir), "settings": config.settings.to_dict(), "cells": specs}
 
 
 def _warm_names(location: str) -> list[str]:

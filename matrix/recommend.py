@@ -64,27 +64,39 @@ class Recommendation:
         }
 
 
-def ways_to_serve(matrix: Matrix) -> dict[str, list[Choice]]:
-    """For each model, every (env, shim) whose cell passed."""
+def ways_to_serve(matrix: Matrix, require_budgets: bool = False) -> dict[str, list[Choice]]:
+    """For each model, every (env, shim) whose cell passed (and met its budgets, if required)."""
     ways: dict[str, list[Choice]] = {model: [] for model in matrix.models}
     for row in matrix.rows:
         for env, cell in row.cells.items():
-            if cell is not None and cell.status.passed:
+            if cell is not None and cell.status.passed and not (require_budgets and cell.over_budget):
                 ways.setdefault(row.model, []).append(Choice(row.model, env, row.variant))
     return ways
 
 
-def recommend(matrix: Matrix) -> Recommendation:
-    """Compute the best option from the matrix's cells."""
+def recommend(matrix: Matrix, optional: frozenset[str] = frozenset(), require_budgets: bool = False) -> Recommendation:
+    """Compute the best option from the matrix's cells.
+
+    Optional models are served when the chosen envs happen to run them, but never force
+    an extra env. With `require_budgets`, a cell over any budget does not count as serving.
+    """
     rank = {env.name: index for index, env in enumerate(matrix.envs)}  # oldest first
-    ways = ways_to_serve(matrix)
-    uncovered = [model for model, found in ways.items() if not found]
-    coverable = {model: found for model, found in ways.items() if found}
+    ways = ways_to_serve(matrix, require_budgets)
+    uncovered = [model for model, found in ways.items() if not found and model not in optional]
+    coverable = {model: found for model, found in ways.items() if found and model not in optional}
     best = _search(coverable, rank) if coverable else None
+    if best is not None:
+        extra = [_best_choice(found, best.envs, rank) for m, found in ways.items() if m in optional]
+        best = Option(best.envs, best.choices + tuple(c for c in extra if c is not None))
     kind = "none" if best is None else ("single" if len(best.envs) == 1 else "split")
     recommendation = Recommendation(kind, best, uncovered, per_env=_per_env(matrix, ways))
-    recommendation.lines = _describe(matrix, recommendation)
+    recommendation.lines = _describe(matrix, recommendation, optional)
     return recommendation
+
+
+def _best_choice(found: list[Choice], envs: tuple[str, ...], rank: dict[str, int]) -> Choice | None:
+    usable = [choice for choice in found if choice.env in envs]
+    return min(usable, key=lambda c: (bool(c.shim), -rank[c.env], c.shim)) if usable else None
 
 
 def _search(coverable: dict[str, list[Choice]], rank: dict[str, int]) -> Option | None:
@@ -103,10 +115,10 @@ def _assign(combo: tuple[str, ...], coverable: dict[str, list[Choice]], rank: di
     """Serve each model from the combo: no shim first, then the newest env."""
     choices = []
     for found in coverable.values():
-        usable = [choice for choice in found if choice.env in combo]
-        if not usable:
+        choice = _best_choice(found, combo, rank)
+        if choice is None:
             return None
-        choices.append(min(usable, key=lambda c: (bool(c.shim), -rank[c.env], c.shim)))
+        choices.append(choice)
     used = tuple(sorted({choice.env for choice in choices}, key=lambda e: rank[e]))
     if len(used) < len(combo):
         return None  # a smaller set (already tried) does the same
@@ -123,7 +135,7 @@ def _per_env(matrix: Matrix, ways: dict[str, list[Choice]]) -> list[dict[str, An
     return summary
 
 
-def _describe(matrix: Matrix, rec: Recommendation) -> list[str]:
+def _describe(matrix: Matrix, rec: Recommendation, optional: frozenset[str]) -> list[str]:
     versions = {env.name: env.transformers for env in matrix.envs}
     headers = {env.name: env.header for env in matrix.envs}
     total = len(matrix.models)
@@ -139,11 +151,39 @@ def _describe(matrix: Matrix, rec: Recommendation) -> list[str]:
             ]
     if rec.uncovered:
         lines.append(f"No env runs: {', '.join(rec.uncovered)}.")
+    if optional:
+        lines.append(f"Optional (never force an extra env): {', '.join(sorted(optional))}.")
+    lines += _drift_lines(matrix)
     lines.append("Each env alone:")
     for item in rec.per_env:
         covered = len(item["plain"]) + len(item["with_shim"])
-        shim_note = f", {len(item['with_shim'])} of them only with a shim" if item["with_shim"] else ""
-        lines.append(f"- {headers[item['env']]} runs {covered}/{total} models{shim_note}")
+        amount = "all" if covered == total else f"{covered}/{total}"
+        if item["with_shim"]:
+            count = len(item["with_shim"])
+            how = f"with {count} shim{'s' if count > 1 else ''} ({', '.join(item['with_shim'])})"
+        else:
+            how = "without shims"
+        lines.append(
+            f"- {headers[item['env']]} covers {amount} models {how}"
+            if covered
+            else f"- {headers[item['env']]} covers none"
+        )
+    return lines
+
+
+def _drift_lines(matrix: Matrix) -> list[str]:
+    """One line per model whose outputs change between its reference env and a later one."""
+    lines = []
+    versions = {env.name: env.transformers for env in matrix.envs}
+    for row in matrix.rows:
+        if row.variant:
+            continue
+        drifts = [(cell.env, cell.drift) for cell in row.cells.values() if cell is not None and cell.drift]
+        changed = [env for env, drift in drifts if drift["differs"]]
+        if changed:
+            reference = versions[drifts[0][1]["reference"]]
+            where = ", ".join(versions[env] for env in changed)
+            lines.append(f"Outputs of {row.model} change between {reference} and {where}.")
     return lines
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from tabulate import tabulate
 
 from matrix import __version__
 from matrix.aggregate import Matrix
+from matrix.classify import UnknownGroup
 from matrix.recommend import Recommendation
 from probes.record import CellResult, write_json_atomic
 from probes.status import Status
@@ -40,7 +42,7 @@ def md_escape(text: str) -> str:
 
 
 def cell_text(cell: CellResult | None, markdown: bool) -> str:
-    """A status mark plus a short reason (failures) or a key timing (passes)."""
+    """A status mark plus a short reason (failures) or a key timing (passes), and flags."""
     if cell is None:
         return "· not run"
     if cell.status.passed:
@@ -51,6 +53,10 @@ def cell_text(cell: CellResult | None, markdown: bool) -> str:
             detail = f"embed {metrics['embed_median_s'] * 1000:.0f} ms"
         else:
             detail = ""
+        if cell.over_budget:
+            detail += " ⚠ over " + ", ".join(_BUDGET_WORDS[item["budget"]] for item in cell.over_budget)
+        if cell.drift and cell.drift.get("differs"):
+            detail += " ≠ drift"
     else:
         detail = short_reason(cell)
     text = f"{cell.status.mark} {detail}".strip()
@@ -58,14 +64,33 @@ def cell_text(cell: CellResult | None, markdown: bool) -> str:
 
 
 def short_reason(cell: CellResult) -> str:
+    if cell.diagnosis:
+        return f"{cell.diagnosis['id']} (since {cell.diagnosis['introduced_in']})"
     if cell.error and cell.error.get("type") and cell.status is Status.FAIL:
         return f"{cell.error['type']} in {cell.phase}"
     return one_line(cell.reason, 60)
 
 
+def drift_text(matrix: Matrix, model: str, variant: str) -> str:
+    """The drift column: where this row's outputs differ from its reference env."""
+    drifts = [(cell.env, cell.drift) for cell in matrix.row(model, variant).cells.values() if cell and cell.drift]
+    if not drifts:
+        return "-"
+    differs = [env for env, drift in drifts if drift["differs"]]
+    reference = drifts[0][1]["reference"]
+    return f"differs in {', '.join(differs)} (vs {reference})" if differs else f"same as {reference}"
+
+
 def table_rows(matrix: Matrix, markdown: bool) -> tuple[list[str], list[list[str]]]:
-    headers = ["model", *(env.header for env in matrix.envs)]
-    rows = [[row.label, *(cell_text(row.cells[env.name], markdown) for env in matrix.envs)] for row in matrix.rows]
+    headers = ["model", *(env.header for env in matrix.envs), "drift"]
+    rows = [
+        [
+            row.label,
+            *(cell_text(row.cells[env.name], markdown) for env in matrix.envs),
+            drift_text(matrix, row.model, row.variant),
+        ]
+        for row in matrix.rows
+    ]
     if markdown:
         headers = [md_escape(h) for h in headers]
         rows = [[md_escape(r[0]), *r[1:]] for r in rows]
@@ -78,7 +103,7 @@ def terminal(matrix: Matrix, rec: Recommendation) -> str:
     return "\n".join(parts)
 
 
-def markdown(matrix: Matrix, rec: Recommendation, generated_at: str) -> str:
+def markdown(matrix: Matrix, rec: Recommendation, generated_at: str, unknown: Sequence[UnknownGroup] = ()) -> str:
     headers, rows = table_rows(matrix, markdown=True)
     machine = matrix.machine
     counts = ", ".join(
@@ -100,7 +125,8 @@ def markdown(matrix: Matrix, rec: Recommendation, generated_at: str) -> str:
         tabulate(rows, headers=headers, tablefmt="github"),
         "",
         "Legend: " + "; ".join(f"{status.mark} = {_LEGEND[status]}" for status in Status) + ".",
-        "Each passing cell shows the median latency of its task (greedy generation, or one embedding request).",
+        "Each passing cell shows the median latency of its task (greedy generation, or one embedding request);"
+        " ⚠ marks a missed budget, ≠ outputs that differ from the model's reference env (the oldest where it passes).",
     ]
     failing = matrix.failing()
     if failing:
@@ -114,6 +140,14 @@ def markdown(matrix: Matrix, rec: Recommendation, generated_at: str) -> str:
         for cell in failing:
             if cell.status is not Status.ENV_FAILED:
                 out += _failure_entry(cell, matrix)
+    if unknown:
+        out += ["## Unrecognised failures", "", "Failures no known-break entry explains, one entry per kind:", ""]
+        for group in unknown:
+            where = ", ".join(f"{stem} on {env}" for env, stem in group.cells)
+            signature = md_escape(one_line(group.signature, 200))
+            out += [f"- `{md_escape(group.exception)}` in {md_escape(group.phase)}: {signature}"]
+            out += [f"  ({len(group.cells)} cells: {md_escape(where)})"]
+        out.append("")
     if matrix.warnings:
         out += ["", "## Warnings", "", *[f"- {md_escape(one_line(w, 300))}" for w in matrix.warnings]]
     return "\n".join(out) + "\n"
@@ -128,12 +162,18 @@ def _failure_entry(cell: CellResult, matrix: Matrix) -> list[str]:
     if error.get("type"):
         lines.append(f"- exception: `{md_escape(error['type'])}`")
         lines.append(f"- message: {md_escape(one_line(error.get('message', ''), 300))}")
+    if cell.diagnosis:
+        diagnosis = cell.diagnosis
+        lines.append(f"- cause (since transformers {diagnosis['introduced_in']}): {md_escape(diagnosis['cause'])}")
+        lines.append(f"- fix: {md_escape('; '.join(diagnosis['fixes']))}")
     if cell.log:
         lines.append(f"- log: `runs/{matrix.run_id}/{cell.log}`")
     return lines + [""]
 
 
-def matrix_json(matrix: Matrix, rec: Recommendation, generated_at: str) -> dict[str, Any]:
+def matrix_json(
+    matrix: Matrix, rec: Recommendation, generated_at: str, unknown: Sequence[UnknownGroup] = ()
+) -> dict[str, Any]:
     """The machine-readable result (schema-versioned, with a meta block)."""
     return {
         "schema": SCHEMA,
@@ -158,6 +198,7 @@ def matrix_json(matrix: Matrix, rec: Recommendation, generated_at: str) -> dict[
         "models": matrix.models,
         "cells": [_cell_json(cell) for cell in matrix.all_cells()],
         "recommendation": rec.to_dict(),
+        "unrecognised_failures": [group.to_dict() for group in unknown],
         "warnings": matrix.warnings,
     }
 
@@ -176,6 +217,9 @@ def _cell_json(cell: CellResult) -> dict[str, Any]:
         "timings": cell.timings,
         "device": cell.device,
         "fingerprint": cell.fingerprint,
+        "diagnosis": cell.diagnosis,
+        "drift": cell.drift,
+        "over_budget": cell.over_budget,
         "log": cell.log,
     }
 
@@ -202,12 +246,14 @@ def now_utc() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def write_outputs(results: Path, matrix: Matrix, rec: Recommendation, generated_at: str) -> list[Path]:
+def write_outputs(
+    results: Path, matrix: Matrix, rec: Recommendation, generated_at: str, unknown: Sequence[UnknownGroup] = ()
+) -> list[Path]:
     """Write every published file under `results/` (stale pin files removed)."""
     results.mkdir(parents=True, exist_ok=True)
     written = [results / "matrix.json", results / "COMPATIBILITY.md"]
-    write_json_atomic(written[0], matrix_json(matrix, rec, generated_at))
-    written[1].write_text(markdown(matrix, rec, generated_at), encoding="utf-8")
+    write_json_atomic(written[0], matrix_json(matrix, rec, generated_at, unknown))
+    written[1].write_text(markdown(matrix, rec, generated_at, unknown), encoding="utf-8")
     pin_dir = results / "pins"
     pin_dir.mkdir(exist_ok=True)
     for old in pin_dir.glob("*.txt"):
@@ -218,6 +264,7 @@ def write_outputs(results: Path, matrix: Matrix, rec: Recommendation, generated_
     return written
 
 
+_BUDGET_WORDS = {"max_latency_s": "latency", "max_memory_mb": "memory", "min_similarity_accuracy": "similarity"}
 _LEGEND = {
     Status.PASS: "runs as is",
     Status.PASS_WITH_SHIM: "runs with the named shim",

@@ -48,6 +48,10 @@ class CellResult:
     machine: dict[str, Any] = field(default_factory=dict)
     started_at: str = ""
     duration_s: float = 0.0
+    # Decided on the host from the raw facts above (never by the probe):
+    diagnosis: dict[str, Any] | None = None
+    drift: dict[str, Any] | None = None
+    over_budget: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)

@@ -66,25 +66,26 @@ def embed(cell: Cell, model: Any, tokenizer: Any, torch: Any) -> None:
     cosine = (vectors @ vectors.T).tolist()
     cell.fingerprint["embedding"] = {
         "dim": int(vectors.shape[1]),
-        "head": [round(value, 5) for value in vectors[0, :8].tolist()],
         "cosine": [[round(value, 4) for value in row] for row in cosine],
+        # Full vectors (a few KB) so the host can measure drift between envs exactly.
+        "vectors": [[round(value, 6) for value in row] for row in vectors.tolist()],
     }
-    if cell.spec.get("similarity_check"):
-        _similarity_check(cell, encode)
+    if cell.spec.get("similarity_check") or "min_similarity_accuracy" in (cell.spec.get("budgets") or {}):
+        _similarity(cell, encode, must_separate=bool(cell.spec.get("similarity_check")))
 
 
-def _similarity_check(cell: Cell, encode: Any) -> None:
-    """Related sentence pairs must all score above every unrelated pair."""
-
-    def scores(pairs: tuple[tuple[str, str], ...]) -> list[float]:
-        left = encode([a for a, _ in pairs])
-        right = encode([b for _, b in pairs])
-        return [round(value, 4) for value in (left * right).sum(dim=-1).tolist()]
-
-    related, unrelated = scores(texts.RELATED_PAIRS), scores(texts.UNRELATED_PAIRS)
+def _similarity(cell: Cell, encode: Any, must_separate: bool) -> None:
+    """Score the labelled pairs (the host turns them into an accuracy for budgets); with
+    `must_separate`, every related pair must also score above every unrelated one."""
+    pairs = texts.LABELLED_PAIRS
+    left = encode([a for a, _, _ in pairs])
+    right = encode([b for _, b, _ in pairs])
+    scores = [round(value, 4) for value in (left * right).sum(dim=-1).tolist()]
+    related = [score for score, (_, _, label) in zip(scores, pairs) if label]
+    unrelated = [score for score, (_, _, label) in zip(scores, pairs) if not label]
     passed = min(related) > max(unrelated)
-    cell.facts["similarity"] = {"related": related, "unrelated": unrelated, "passed": passed}
-    if not passed:
+    cell.facts["similarity"] = {"scores": scores, "labels": [label for _, _, label in pairs], "passed": passed}
+    if must_separate and not passed:
         raise CellFailure(
             f"similarity check: lowest related pair {min(related)} is not above highest unrelated pair {max(unrelated)}"
         )

@@ -21,7 +21,7 @@ CASES = [
     ),
     pytest.param(
         "colour = 1\n" + ENV + MODEL,
-        "matrix.toml: [top level] colour: unknown key (known keys: envs, models)",
+        "matrix.toml: [top level] colour: unknown key (known keys: settings, envs, models)",
         id="unknown-top",
     ),
     pytest.param(

@@ -49,8 +49,9 @@ def test_one_env_that_runs_everything_without_shims_wins():
     rec = recommend(grid({"a": "PPP", "glm": "PFF"}, {"glm": "SSF"}))
     assert rec.kind == "single" and rec.best.envs == ("old",)
     assert rec.lines[0] == "Pin old (transformers 4.40.2): it runs 2/2 models: a, glm."
-    assert "- mid (4.50.3) runs 2/2 models, 1 of them only with a shim" in rec.lines
-    assert "- new (5.24.0) runs 1/2 models" in rec.lines
+    assert "- old (4.40.2) covers all models without shims" in rec.lines
+    assert "- mid (4.50.3) covers all models with 1 shim (glm)" in rec.lines
+    assert "- new (5.24.0) covers 1/2 models without shims" in rec.lines
 
 
 def test_a_shim_beats_a_second_env():
@@ -69,6 +70,21 @@ def test_split_when_no_env_runs_everything():
     assert rec.kind == "split" and rec.best.envs == ("old", "new")
     assert rec.lines[1] == "- old (transformers 4.40.2) for 1/3 models: a"
     assert rec.lines[2] == "- new (transformers 5.24.0) for 2/3 models: b, c"
+
+
+def test_optional_models_never_force_an_extra_env():
+    matrix = grid({"a": "PFF", "extra": "FFP"})
+    assert recommend(matrix).best.envs == ("old", "new")
+    rec = recommend(matrix, optional=frozenset({"extra"}))
+    assert rec.best.envs == ("old",) and rec.uncovered == []
+    assert "Optional (never force an extra env): extra." in rec.lines
+
+
+def test_required_budgets_drop_cells_over_budget():
+    matrix = grid({"a": "PPP"})
+    matrix.cell("new", "a").over_budget = [{"budget": "max_latency_s", "limit": 2, "value": 3}]
+    assert recommend(matrix).best.envs == ("new",)
+    assert recommend(matrix, require_budgets=True).best.envs == ("mid",)
 
 
 def test_models_no_env_runs_are_named():

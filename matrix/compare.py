@@ -1,0 +1,114 @@
+"""Judge passing cells by their outputs and metrics: shims, drift, budgets.
+
+- A shim variant counts as `pass-with-shim` only if its outputs match the model's unshimmed
+  reference (the base cell in the oldest env where it passes): same generated tokens,
+  embeddings within tolerance. Otherwise it becomes `fail` with "shim changes outputs".
+- Drift: every other passing cell of a model is compared with that same reference; a
+  difference is a flag on the cell (`drift`), not a failure.
+- Budgets: a passing cell over a model's budget keeps `pass` and carries `over_budget`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from matrix.aggregate import Matrix
+from probes.record import CellResult
+from probes.status import Status
+
+LATENCY_METRICS = ("generate_median_s", "embed_median_s")
+
+
+def references(matrix: Matrix) -> dict[str, CellResult]:
+    """Per model, its base cell in the oldest env where that cell passes."""
+    found = {}
+    for row in matrix.rows:
+        if row.variant:
+            continue
+        for env in matrix.envs:
+            cell = row.cells.get(env.name)
+            if cell is not None and cell.status is Status.PASS:
+                found[row.model] = cell
+                break
+    return found
+
+
+SAME = "same outputs"
+
+
+def difference(reference: CellResult, cell: CellResult, settings: dict[str, Any]) -> str | None:
+    """How `cell`'s outputs differ from `reference`'s: `SAME`, a description, or None when
+    the two fingerprints hold nothing comparable."""
+    if "tokens" in reference.fingerprint or "tokens" in cell.fingerprint:
+        ref, got = reference.fingerprint.get("tokens"), cell.fingerprint.get("tokens")
+        if ref != got:
+            same = sum(1 for a, b in zip(ref or [], got or [], strict=False) if a == b)
+            return f"generated tokens differ from {reference.env} ({same}/{len(ref or [])} equal)"
+        return SAME
+    ref_vectors = (reference.fingerprint.get("embedding") or {}).get("vectors")
+    vectors = (cell.fingerprint.get("embedding") or {}).get("vectors")
+    if not ref_vectors or not vectors:
+        return None
+    if len(ref_vectors) != len(vectors) or any(len(a) != len(b) for a, b in zip(ref_vectors, vectors, strict=False)):
+        return f"embedding shape differs from {reference.env}"
+    min_cosine = min(_cosine(a, b) for a, b in zip(ref_vectors, vectors, strict=True))
+    max_abs = max(abs(x - y) for a, b in zip(ref_vectors, vectors, strict=True) for x, y in zip(a, b, strict=True))
+    if min_cosine < settings.get("drift_min_cosine", 0.9999) or max_abs > settings.get("drift_max_abs", 1e-4):
+        return f"embeddings differ from {reference.env} (min cosine {min_cosine:.6f}, max abs diff {max_abs:.2g})"
+    return SAME
+
+
+def judge(matrix: Matrix, model_specs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
+    """Apply shim verification, drift flags and budgets to the matrix's cells in place."""
+    refs = references(matrix)
+    for row in matrix.rows:
+        ref = refs.get(row.model)
+        for cell in row.cells.values():
+            if cell is None or not cell.status.passed:
+                continue
+            diff = difference(ref, cell, settings) if ref is not None and cell is not ref else None
+            if cell.status is Status.PASS_WITH_SHIM:
+                if diff is None and cell is not ref:
+                    cell.reason = f"passes with shim {cell.variant}; outputs unverified (no unshimmed pass to compare)"
+                elif diff not in (None, SAME):
+                    cell.status, cell.reason = Status.FAIL, f"shim changes outputs: {diff}"
+                    continue
+            if diff is not None and ref is not None:
+                cell.drift = {"reference": ref.env, "differs": diff != SAME, "detail": diff}
+            cell.over_budget = over_budget(cell, model_specs.get(row.model, {}), settings)
+
+
+def over_budget(cell: CellResult, spec: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each budget of the model this cell misses, with the measured value."""
+    budgets = spec.get("budgets") or {}
+    missed = []
+    latency = next((cell.metrics[k] for k in LATENCY_METRICS if k in cell.metrics), None)
+    if "max_latency_s" in budgets and latency is not None and latency > budgets["max_latency_s"]:
+        missed.append({"budget": "max_latency_s", "limit": budgets["max_latency_s"], "value": latency})
+    memory = cell.metrics.get("peak_rss_increase_mb", cell.metrics.get("peak_cuda_mb"))
+    if "max_memory_mb" in budgets and memory is not None and memory > budgets["max_memory_mb"]:
+        missed.append({"budget": "max_memory_mb", "limit": budgets["max_memory_mb"], "value": memory})
+    if "min_similarity_accuracy" in budgets:
+        accuracy = similarity_accuracy(cell, settings.get("similarity_threshold", 0.5))
+        if accuracy is None or accuracy < budgets["min_similarity_accuracy"]:
+            missed.append(
+                {"budget": "min_similarity_accuracy", "limit": budgets["min_similarity_accuracy"], "value": accuracy}
+            )
+    return missed
+
+
+def similarity_accuracy(cell: CellResult, threshold: float) -> float | None:
+    """Share of labelled pairs classified right (related when cosine > threshold)."""
+    facts = cell.facts.get("similarity") or {}
+    scores, labels = facts.get("scores"), facts.get("labels")
+    if not scores or not labels or len(scores) != len(labels):
+        return None
+    right = sum(1 for score, label in zip(scores, labels, strict=True) if (score > threshold) == bool(label))
+    return round(right / len(scores), 4)
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 1.0
