@@ -136,5 +136,16 @@ def test_default_matrix_reproduces_the_measured_outcome(tmp_path):
     assert shimmed["status"] == "pass-with-shim"
     assert shimmed["fingerprint"]["tokens"] == cells[("tf-4.40", "chatglm-legacy")]["fingerprint"]["tokens"]
     assert cells[("latest", "chatglm-legacy")]["status"] == "fail"
+    assert broken["diagnosis"]["id"] == "extract-past-removed" and broken["diagnosis"]["introduced_in"] == "4.49.0"
+    assert cells[("latest", "chatglm-legacy")]["diagnosis"]["introduced_in"].startswith("5.")
+    assert cells[("tf-4.50", "qwen2-tiny")]["drift"] == {
+        "reference": "tf-4.40",
+        "differs": False,
+        "detail": "same outputs",
+    }
+    assert cells[("latest", "minilm")]["drift"]["reference"] == "tf-4.40"
+    assert all(not cell["over_budget"] for cell in data["cells"]), "the default models meet the deployment's budgets"
     assert data["recommendation"]["envs"] == ["tf-4.40"]
+    markdown = (tmp_path / "results" / "COMPATIBILITY.md").read_text()
+    assert "- cause (since transformers 4.49.0): GenerationMixin.\\_extract\\_past" in markdown
     assert (tmp_path / "results" / "pins" / "tf-4.40.txt").read_text().count("transformers==4.40.2") == 1
