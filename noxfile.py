@@ -54,19 +54,28 @@ def probe(session: nox.Session, env: str) -> None:
 
 @nox.session(venv_backend="uv", reuse_venv=True, requires=["probe"])
 def matrix(session: nox.Session) -> None:
-    """Probe every env, then collect, aggregate, recommend and render results/ (table, JSON, pins)."""
+    """Probe every env, then collect, classify, aggregate, recommend and render results/ (table, JSON, pins)."""
+    if CONFIG.settings.auto_bisect:
+        bisect_breaks(session)
     session.install("tabulate", "packaging")
     session.run(
-        "python",
-        "-m",
-        "matrix",
-        "report",
-        str(RUN_DIR),
-        "--results",
-        str(RESULTS),
-        *session.posargs,
+        "python", "-m", "matrix", "report", str(RUN_DIR), "--results", str(RESULTS), *session.posargs,
         env={"PYTHONPATH": str(ROOT)},
-    )
+    )  # fmt: skip
+
+
+def bisect_breaks(session: nox.Session) -> None:
+    """`[settings] auto_bisect = true`: bisect every model that passes in one env and fails in a newer one."""
+    from matrix.bisect import BisectError, bisect
+    from matrix.releases import ReleasesError
+
+    for model in CONFIG.models:
+        try:
+            bisect(CONFIG, model.name, results=RESULTS, cache=CACHE)
+        except BisectError as why:
+            session.log(f"bisect {model.name}: nothing to bisect ({why})")
+        except ReleasesError as why:
+            session.warn(f"bisect {model.name}: the release list could not be read ({why})")
 
 
 @nox.session(venv_backend="uv")
@@ -91,3 +100,15 @@ def bench(session: nox.Session) -> None:
     """Benchmark a warm rerun of the matrix against its floor, and forked cells against fresh interpreters."""
     session.install("nox", "uv", "tabulate", "packaging")
     session.run("python", "benchmarks/bench_matrix.py", "--config", str(CONFIG_PATH), *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def bisect(session: nox.Session) -> None:
+    """Find the first transformers release that breaks a model: `nox -s bisect -- <model> [--good X] [--bad Y]`."""
+    # No venv of its own: the driver needs only this Python and packaging (which nox brings);
+    # the throw-away envs it probes are built with uv under MATRIX_CACHE/bisect.
+    from matrix.bisect import main as bisect_main
+
+    code = bisect_main(session.posargs, config=CONFIG, results=RESULTS, cache=CACHE)
+    if code:
+        raise SystemExit(code)  # nox itself then exits 2 (usage) or 1, after the one-line error

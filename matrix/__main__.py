@@ -12,7 +12,7 @@ from pathlib import Path
 
 from matrix.aggregate import aggregate
 from matrix.classify import classify, load_known_breaks
-from matrix.collect import CollectError, collect, newest_run
+from matrix.collect import CollectError, collect, collect_bisects, newest_run
 from matrix.compare import judge
 from matrix.recommend import recommend
 from matrix.render import now_utc, terminal, write_outputs
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     judge(matrix, run.model_specs, run.settings)
     unknown = classify(matrix.all_cells(), load_known_breaks())
     optional = frozenset(name for name, spec in run.model_specs.items() if spec.get("optional"))
-    rec = recommend(matrix, optional, bool(run.settings.get("require_budgets")))
+    rec = recommend(matrix, optional, bool(run.settings.get("require_budgets")), collect_bisects(args.results))
     written = write_outputs(args.results, matrix, rec, now_utc(), unknown)
     print(terminal(matrix, rec))
     print("\nWrote " + ", ".join(str(path) for path in written))

@@ -92,3 +92,14 @@ def _load(path: Path, warnings: list[str]) -> Any:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         warnings.append(f"skipped damaged file {path}: {exc}")
         return None
+
+
+def collect_bisects(results: Path) -> dict[str, dict[str, Any]]:
+    """The published bisect summaries (`results/bisect/<model>.json`), by model."""
+    found: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
+    for path in sorted((results / "bisect").glob("*.json")):
+        data = _load(path, warnings)
+        if isinstance(data, dict) and data.get("first_bad") and data.get("bound"):
+            found[str(data.get("model", path.stem))] = data
+    return found

@@ -76,6 +76,7 @@ class Settings:
     """How the host judges cells: drift tolerances, budget rules, similarity threshold."""
 
     require_budgets: bool = False
+    auto_bisect: bool = False
     drift_min_cosine: float = 0.9999
     drift_max_abs: float = 1e-4
     similarity_threshold: float = 0.5
@@ -190,6 +191,7 @@ def _parse_settings(table: _Table) -> Settings:
         raise table.error("drift_min_cosine", f"must be at most 1, not {cosine}")
     return Settings(
         require_budgets=table.get("require_budgets", bool, default.require_budgets),
+        auto_bisect=table.get("auto_bisect", bool, default.auto_bisect),
         drift_min_cosine=cosine,
         drift_max_abs=float(table.positive("drift_max_abs", default.drift_max_abs)),
         similarity_threshold=float(table.get("similarity_threshold", (int, float), default.similarity_threshold)),
@@ -281,9 +283,11 @@ def _parse_model(table: _Table, name: str) -> ModelSpec:
     if task is None:
         raise table.error("task", f"missing: one of {', '.join(TASKS)}")
     shims = table.strings("shims")
-    for index, shim in enumerate(shims, start=1):
-        if shim not in SHIM_NAMES:
-            raise table.error("shims", f"value #{index} {shim!r} is not a known shim (known: {', '.join(SHIM_NAMES)})")
+    for index, variant in enumerate(shims, start=1):
+        for shim in variant.split("+"):
+            if shim not in SHIM_NAMES:
+                known = ", ".join(SHIM_NAMES)
+                raise table.error("shims", f"value #{index} {shim!r} is not a known shim (known: {known})")
     if len(set(shims)) != len(shims):
         raise table.error("shims", "lists the same shim twice")
     max_new_tokens = int(table.positive("max_new_tokens", 8))

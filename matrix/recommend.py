@@ -51,6 +51,7 @@ class Recommendation:
     uncovered: list[str]
     per_env: list[dict[str, Any]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class Recommendation:
             "uncovered": self.uncovered,
             "per_env": self.per_env,
             "summary": self.lines,
+            "bounds": self.bounds,
             "preference": "fewest envs, then fewest shims, then newest transformers",
         }
 
@@ -74,11 +76,17 @@ def ways_to_serve(matrix: Matrix, require_budgets: bool = False) -> dict[str, li
     return ways
 
 
-def recommend(matrix: Matrix, optional: frozenset[str] = frozenset(), require_budgets: bool = False) -> Recommendation:
+def recommend(
+    matrix: Matrix,
+    optional: frozenset[str] = frozenset(),
+    require_budgets: bool = False,
+    bisects: dict[str, dict[str, Any]] | None = None,
+) -> Recommendation:
     """Compute the best option from the matrix's cells.
 
     Optional models are served when the chosen envs happen to run them, but never force
     an extra env. With `require_budgets`, a cell over any budget does not count as serving.
+    `bisects` (results/bisect/<model>.json) turn a pass/fail pair of envs into exact bounds.
     """
     rank = {env.name: index for index, env in enumerate(matrix.envs)}  # oldest first
     ways = ways_to_serve(matrix, require_budgets)
@@ -90,8 +98,29 @@ def recommend(matrix: Matrix, optional: frozenset[str] = frozenset(), require_bu
         best = Option(best.envs, best.choices + tuple(c for c in extra if c is not None))
     kind = "none" if best is None else ("single" if len(best.envs) == 1 else "split")
     recommendation = Recommendation(kind, best, uncovered, per_env=_per_env(matrix, ways))
-    recommendation.lines = _describe(matrix, recommendation, optional)
+    recommendation.bounds = {
+        model: {
+            key: found[key] for key in ("last_good", "first_bad", "bound", "first_bad_error", "exact") if key in found
+        }
+        for model, found in (bisects or {}).items()
+        if model in matrix.models
+    }
+    recommendation.lines = _describe(matrix, recommendation, optional) + _bound_lines(recommendation.bounds)
     return recommendation
+
+
+def _bound_lines(bounds: dict[str, dict[str, Any]]) -> list[str]:
+    """Exact bounds from bisect: the range a model runs in, and the newest good release."""
+    lines = []
+    for model, found in sorted(bounds.items()):
+        error = found.get("first_bad_error") or {}
+        why = f" ({error.get('type')} in {error.get('phase')})" if error.get("type") else ""
+        exact = "" if found.get("exact", True) else " (approximate: some releases could not be tested)"
+        lines.append(
+            f"Bisect: {model} works up to {found['last_good']} and breaks in {found['first_bad']}{why}{exact}: "
+            f"{found['bound']['range']}, newest good pinned: {found['bound']['pin']}."
+        )
+    return lines
 
 
 def _best_choice(found: list[Choice], envs: tuple[str, ...], rank: dict[str, int]) -> Choice | None:

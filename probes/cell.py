@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from probes import texts
-from probes.shims import SHIMS
+from probes.shims import shims_of
 from probes.status import Status
 
 REPEATS = 5
@@ -112,8 +112,12 @@ class Cell:
         with self.timed("config"):
             config = transformers.AutoConfig.from_pretrained(location, **common)
             self.facts["model_type"] = getattr(config, "model_type", "")
+        shims = shims_of(spec.get("variant", ""))
         with self.timed("tokenizer"):
             tokenizer = transformers.AutoTokenizer.from_pretrained(location, **common)
+            for shim in shims:
+                if shim.stage == "tokenizer":
+                    shim.apply(None, tokenizer)
             self.facts["tokenizer_class"] = type(tokenizer).__name__
             self.facts["round_trip"] = _round_trip(tokenizer)
         auto = transformers.AutoModelForCausalLM if spec["task"] == "causal-lm" else transformers.AutoModel
@@ -123,8 +127,9 @@ class Cell:
             model = model.to(self.device).eval()
             self.facts["model_class"] = type(model).__name__
             self.facts["loading_info"] = {key: sorted(map(str, value))[:20] for key, value in info.items() if value}
-        if spec.get("variant"):
-            SHIMS[spec["variant"]].apply(model, tokenizer)
+        for shim in shims:
+            if shim.stage == "model":
+                shim.apply(model, tokenizer)
         from probes import tasks
 
         with torch.inference_mode():

@@ -107,7 +107,8 @@ CASES = [
     ),
     pytest.param(
         ENV + '[models.m]\nfixture = "gpt9"\ntask = "causal-lm"\n',
-        "matrix.toml: [models.m] fixture: unknown fixture 'gpt9' (known: codebert-tiny, qwen2-tiny, chatglm-legacy)",
+        "matrix.toml: [models.m] fixture: unknown fixture 'gpt9' "
+        "(known: codebert-tiny, qwen2-tiny, chatglm-legacy, chatglm-tokenizer-legacy)",
         id="unknown-fixture",
     ),
     pytest.param(
@@ -132,7 +133,8 @@ CASES = [
     ),
     pytest.param(
         ENV + MODEL + 'shims = ["extract-past", "magic"]\n',
-        "matrix.toml: [models.m] shims: value #2 'magic' is not a known shim (known: extract-past)",
+        "matrix.toml: [models.m] shims: value #2 'magic' is not a known shim "
+        "(known: extract-past, pad-padding-side, num-hidden-layers)",
         id="unknown-shim",
     ),
     pytest.param(

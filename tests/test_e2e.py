@@ -40,6 +40,12 @@ fixture = "chatglm-legacy"
 task = "causal-lm"
 trust_remote_code = true
 shims = ["extract-past"]
+
+[models.glm-tokenizer]
+fixture = "chatglm-tokenizer-legacy"
+task = "causal-lm"
+trust_remote_code = true
+shims = ["pad-padding-side+extract-past"]
 """
 
 
@@ -99,6 +105,13 @@ def test_small_matrix_statuses_phases_and_exceptions(small_run):
     latest = cells[("latest", "chatglm-legacy")]
     assert latest["status"] == "fail" and latest["error"]["type"]
     assert cells[("latest", "chatglm-legacy+extract-past")]["status"] == "fail"
+    tokenizer = cells[("latest", "glm-tokenizer")]
+    assert (tokenizer["phase"], tokenizer["diagnosis"]["id"]) == ("tokenizer", "pad-padding-side")
+    shimmed = cells[("latest", "glm-tokenizer+pad-padding-side+extract-past")]
+    assert shimmed["phase"] == "forward", "the tokenizer shim applies before the tokenizer phase's own calls"
+    old = cells[("tf-4.40", "glm-tokenizer+pad-padding-side+extract-past")]
+    assert old["status"] == "pass-with-shim"
+    assert old["fingerprint"]["tokens"] == cells[("tf-4.40", "chatglm-legacy")]["fingerprint"]["tokens"]
     for model in ("qwen2-tiny", "chatglm-legacy", "chatglm-legacy+extract-past"):
         broken = cells[("broken", model)]
         assert broken["status"] == "env-failed"

@@ -136,3 +136,23 @@ def test_search_matches_brute_force_on_random_matrices(seed):
     rank = {env.name: i for i, env in enumerate(matrix.envs)}
     got = (len(rec.best.envs), rec.best.shims, sorted(-rank[e] for e in rec.best.envs))
     assert got == expected
+
+
+def test_bisect_bounds_become_exact_lines():
+    bisects = {
+        "glm": {
+            "model": "glm",
+            "last_good": "4.41.2",
+            "first_bad": "4.42.0",
+            "exact": True,
+            "first_bad_error": {"phase": "generate", "type": "ValueError", "message": "too many values"},
+            "bound": {"range": "transformers>=4.40,<4.42", "pin": "transformers==4.41.2"},
+        },
+        "gone": {"last_good": "1", "first_bad": "2", "bound": {"range": "r", "pin": "p"}},
+    }
+    rec = recommend(grid({"a": "PPP", "glm": "PFF"}), bisects=bisects)
+    assert rec.lines[-1] == (
+        "Bisect: glm works up to 4.41.2 and breaks in 4.42.0 (ValueError in generate): "
+        "transformers>=4.40,<4.42, newest good pinned: transformers==4.41.2."
+    )
+    assert list(rec.to_dict()["bounds"]) == ["glm"]

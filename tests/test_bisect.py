@@ -1,0 +1,280 @@
+"""Bisecting a model over transformers releases: the search, the release list, the report.
+
+The search and the parsing are pure and tested exhaustively; the driver is tested with its
+env building replaced by a table of verdicts; one end-to-end test bisects the real
+chatglm-legacy fixture over real releases (4.42.0 is its first failing release: 4.41.2
+generates, 4.42.0 raises ValueError inside generate).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import math
+import threading
+from pathlib import Path
+
+import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from matrix.bisect import BisectError, Prober, bisect, first_bad, main, pick_endpoints, suggested_bound
+from matrix.config import load
+from matrix.releases import ReleasesError, between, fetch_releases, index_url, parse_releases, simple_url
+from probes.status import Status
+from tests.conftest import GOOD_CONFIG, ROOT, make_cell
+
+# The final, non-yanked transformers releases from 4.40.2 to 4.50.3 (4.46.0 is yanked).
+MICROS = {40: [2], 41: [0, 1, 2], 42: range(5), 43: range(5), 44: range(3), 45: range(3), 46: [1, 2, 3]}
+MICROS |= {47: range(2), 48: range(4), 49: [0], 50: range(4)}
+TF_RELEASES = [f"4.{minor}.{micro}" for minor, micros in MICROS.items() for micro in micros]
+
+
+def search(candidates: list[str], bad_from: int, unknown: frozenset[str] = frozenset()):
+    asked: list[str] = []
+
+    def is_good(version: str) -> bool | None:
+        asked.append(version)
+        return None if version in unknown else candidates.index(version) < bad_from
+
+    return first_bad(candidates, is_good), asked
+
+
+@pytest.mark.parametrize("n", [*range(2, 40), 64, 65, 100])
+def test_first_bad_at_every_position(n):
+    candidates = [f"1.{i}.0" for i in range(n)]
+    for bad_from in range(1, n):
+        result, asked = search(candidates, bad_from)
+        assert (result.last_good, result.first_bad) == (candidates[bad_from - 1], candidates[bad_from])
+        assert candidates[0] not in asked and candidates[-1] not in asked, "the known ends are never re-tested"
+        assert len(asked) == len(set(asked)) == len(result.probed)
+        assert len(asked) <= math.ceil(math.log2(n - 1)) if n > 2 else not asked
+        assert len(asked) <= math.ceil(math.log2(n)) + 1
+        assert result.unresolved == []
+
+
+def test_first_bad_on_the_real_release_list():
+    result, asked = search(TF_RELEASES, TF_RELEASES.index("4.42.0"))
+    assert (result.last_good, result.first_bad) == ("4.41.2", "4.42.0")
+    assert len(asked) <= math.ceil(math.log2(len(TF_RELEASES) - 2)) + 1
+
+
+def test_a_version_that_says_nothing_is_skipped_not_judged():
+    candidates = [f"1.{i}.0" for i in range(20)]
+    result, asked = search(candidates, 7, frozenset({"1.9.0", "1.10.0", "1.3.0"}))
+    assert (result.last_good, result.first_bad, result.unresolved) == ("1.6.0", "1.7.0", [])
+    assert ("1.9.0", None) in result.probed or ("1.10.0", None) in result.probed
+    # The first bad release itself cannot be judged: the answer says it may hide there.
+    result, _ = search(candidates, 7, frozenset({"1.7.0"}))
+    assert (result.last_good, result.first_bad, result.unresolved) == ("1.6.0", "1.8.0", ["1.7.0"])
+    result, asked = search(candidates, 7, frozenset(candidates))
+    assert (result.last_good, result.first_bad) == ("1.0.0", "1.19.0")
+    assert result.unresolved == candidates[1:-1] and sorted(asked) == sorted(candidates[1:-1])
+
+
+def test_first_bad_needs_both_ends():
+    with pytest.raises(ValueError):
+        first_bad(["1.0"], lambda v: True)
+
+
+def _file(name: str, yanked: object = False) -> dict:
+    return {"filename": name, "url": f"https://files.example/{name}", "hashes": {}, "yanked": yanked}
+
+
+CANNED = {
+    "meta": {"api-version": "1.1"},
+    "name": "transformers",
+    "versions": ["4.40.2", "4.41.0", "4.41.1", "4.42.0rc1", "4.43.0.dev0", "4.41.2.post1", "4.46.0", "4.99.0"],
+    "files": [
+        _file("transformers-4.41.0-py3-none-any.whl"),
+        _file("transformers-4.41.0.tar.gz"),
+        _file("transformers-4.40.2-py3-none-any.whl", yanked=False),
+        _file("transformers-4.40.2.tar.gz"),
+        # every file yanked (with a reason, or just True): the version is yanked
+        _file("transformers-4.46.0-py3-none-any.whl", yanked="does not work with 3.8"),
+        _file("transformers-4.46.0.tar.gz", yanked=True),
+        # one file yanked, the other not: the version can still be installed
+        _file("transformers-4.41.1-py3-none-any.whl", yanked="bad wheel"),
+        _file("transformers-4.41.1.tar.gz", yanked=""),
+        _file("transformers-4.42.0rc1-py3-none-any.whl"),
+        _file("transformers-4.43.0.dev0.tar.gz"),
+        _file("transformers-4.41.2.post1-py3-none-any.whl"),
+        _file("transformers-4.44.0+cpu-py3-none-any.whl"),
+        _file("transformers-4.45.0.win32.exe"),
+        _file("transformers-4.47.0-1-py3-none-any.whl"),  # a build tag is not part of the version
+        _file("transformers-4.48.0-py3-none-any.whl.metadata"),
+        _file("transformers_utils-4.49.0.tar.gz"),  # another project's sdist on a mirror
+    ],
+}
+
+
+def test_parse_releases_keeps_final_unyanked_versions_in_order():
+    assert [str(v) for v in parse_releases(CANNED)] == ["4.40.2", "4.41.0", "4.41.1", "4.47.0"]
+    assert parse_releases({"name": "x", "files": []}) == []
+    with pytest.raises(ValueError, match="files"):
+        parse_releases({"name": "x", "versions": ["1.0"]})
+
+
+def test_between_is_strict():
+    releases = parse_releases(CANNED)
+    assert [str(v) for v in between(releases, Version("4.40.2"), Version("4.47.0"))] == ["4.41.0", "4.41.1"]
+
+
+def test_index_url_from_environment(monkeypatch):
+    for key in ("UV_INDEX_URL", "PIP_INDEX_URL"):
+        monkeypatch.delenv(key, raising=False)
+    assert index_url() == "https://pypi.org"
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.example/pypi/simple/")
+    assert index_url() == "https://mirror.example/pypi"
+    monkeypatch.setenv("UV_INDEX_URL", "file:///opt/pypi/simple")  # no JSON API there: skipped
+    assert index_url() == "https://mirror.example/pypi"
+    assert simple_url("Transformers_X", "https://i.example/") == "https://i.example/simple/transformers-x/"
+
+
+class _Index(http.server.BaseHTTPRequestHandler):
+    seen: list[tuple[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        _Index.seen.append((self.path, self.headers.get("Accept", "")))
+        body = json.dumps(CANNED).encode() if self.path == "/simple/transformers/" else b"nope"
+        self.send_response(200 if self.path == "/simple/transformers/" else 404)
+        self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_fetch_releases_asks_for_json_and_names_the_url_on_failure():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    index = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert [str(v) for v in fetch_releases("transformers", index)][-1] == "4.47.0"
+        assert _Index.seen[-1] == ("/simple/transformers/", "application/vnd.pypi.simple.v1+json")
+        with pytest.raises(ReleasesError, match=f"{index}/simple/no-such/"):
+            fetch_releases("no_such", index)
+    finally:
+        server.shutdown()
+    with pytest.raises(ReleasesError, match=r"http://127\.0\.0\.1:9/simple/transformers/"):
+        fetch_releases("transformers", "http://127.0.0.1:9", timeout=5)
+
+
+def test_suggested_bound():
+    assert suggested_bound("4.40.2", "4.41.2", "4.42.0") == {
+        "range": "transformers>=4.40,<4.42",
+        "pin": "transformers==4.41.2",
+    }
+    assert suggested_bound("4.40.2", "4.42.2", "4.42.3")["range"] == "transformers>=4.40,<4.42.3"
+    assert suggested_bound("4.57.1", "4.57.3", "5.0.0")["range"] == "transformers>=4.57,<5.0"
+    for good, last, bad in [("4.40.2", "4.41.2", "4.42.0"), ("4.40.2", "4.42.2", "4.42.3")]:
+        spec = SpecifierSet(suggested_bound(good, last, bad)["range"].removeprefix("transformers"))
+        assert good in spec and last in spec and bad not in spec
+
+
+def test_pick_endpoints_from_a_run():
+    columns = [
+        ("5.24.0", "latest", make_cell("latest", "m", Status.FAIL)),
+        ("4.40.2", "tf-4.40", make_cell("tf-4.40", "m", Status.PASS)),
+        ("4.45.0", "tf-4.45", make_cell("tf-4.45", "m", Status.UNAVAILABLE)),  # no evidence either way
+        ("4.50.3", "tf-4.50", make_cell("tf-4.50", "m", Status.FAIL)),
+        ("?", "broken", make_cell("broken", "m", Status.ENV_FAILED)),
+    ]
+    assert pick_endpoints(columns, None, None) == (("4.40.2", "tf-4.40"), ("4.50.3", "tf-4.50"))
+    assert pick_endpoints(columns, "4.41.0", None) == (("4.41.0", None), ("4.50.3", "tf-4.50"))
+    assert pick_endpoints(columns, None, "4.44.0") == (("4.40.2", "tf-4.40"), ("4.44.0", None))
+    with pytest.raises(BisectError, match="passes"):
+        pick_endpoints(columns[2:], None, None)
+    with pytest.raises(BisectError, match="fails"):
+        pick_endpoints(columns[1:3], None, None)
+
+
+@pytest.fixture
+def fake_envs(monkeypatch):
+    """Replace env building and the runner by a table: version -> status (default: pass)."""
+    table: dict[str, Status] = {}
+    asked: list[str] = []
+
+    def ensure_env(self, spec):
+        version = spec.transformers.removeprefix("==")
+        asked.append(version)
+        if table.get(version) is Status.ENV_FAILED:
+            self.builds += 1
+            return None, True, "env could not be built: no wheel"
+        return Path("/nonexistent/python"), True, ""
+
+    def run_cell(self, spec, python):
+        version = spec.transformers.removeprefix("==")
+        status = table.get(version, Status.PASS)
+        error = {"type": "ValueError", "message": "too many values to unpack", "traceback": ""}
+        extra = {} if status is Status.PASS else {"phase": "generate", "error": error}
+        return status, make_cell(spec.name, self.model.name, status, **extra), ""
+
+    monkeypatch.setattr(Prober, "ensure_env", ensure_env)
+    monkeypatch.setattr(Prober, "run_cell", run_cell)
+    return table, asked
+
+
+def test_driver_writes_the_report(tmp_path, write_config, fake_envs):
+    table, asked = fake_envs
+    releases = [Version(v) for v in TF_RELEASES]
+    table.update({v: Status.FAIL for v in TF_RELEASES[TF_RELEASES.index("4.42.0") :]})
+    table["4.44.2"] = Status.ENV_FAILED
+    config = load(write_config(GOOD_CONFIG))
+    report = bisect(config, "qwen", results=tmp_path, cache=tmp_path, good="4.40.2", bad="4.50.3", releases=releases)
+    assert (report["last_good"], report["first_bad"], report["exact"]) == ("4.41.2", "4.42.0", True)
+    assert report["first_bad_error"] == {
+        "phase": "generate",
+        "type": "ValueError",
+        "message": "too many values to unpack",
+    }
+    assert report["bound"] == {"range": "transformers>=4.40,<4.42", "pin": "transformers==4.41.2"}
+    assert report["candidates"] == 32 and report["probes"] == len(asked) <= report["max_probes"] == 6
+    assert report["env_template"]["torch"] == "==2.13.0"  # the good env's torch pin
+    skipped = [o for o in report["outcomes"] if o["verdict"] == "skipped"]
+    assert [o["version"] for o in skipped] == ["4.44.2"] and skipped[0]["status"] == "env-failed"
+    assert json.loads((tmp_path / "bisect" / "qwen.json").read_text()) == report
+
+
+def test_driver_reads_the_newest_run(tmp_path, write_config, fake_envs):
+    table, _ = fake_envs
+    table.update({"4.41.2": Status.FAIL, "4.41.1": Status.CRASHED})
+    run = tmp_path / "runs" / "20260101T000000Z-0001"
+    for env, version, status in [("tf-4.40", "4.40.2", Status.PASS), ("tf-4.42", "4.42.0", Status.FAIL)]:
+        make_cell(env, "qwen", status, versions={"transformers": version}).write(run)
+    config = load(write_config(GOOD_CONFIG))
+    releases = [Version(v) for v in TF_RELEASES]
+    report = bisect(config, "qwen", results=tmp_path, cache=tmp_path, releases=releases)
+    assert (report["good"], report["bad"], report["endpoints_from"]) == ("4.40.2", "4.42.0", f"run {run.name}")
+    assert (report["last_good"], report["first_bad"]) == ("4.41.0", "4.41.1")
+
+
+def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, write_config, capsys):
+    config = load(write_config(GOOD_CONFIG))
+    for argv, message in [
+        (["nosuch"], "unknown model 'nosuch' (known: qwen)"),
+        (["qwen"], "no runs under"),
+        (["qwen", "--good", "4.42.0", "--bad", "4.40.2"], "not older than"),
+        (["qwen", "--good", "four", "--bad", "4.40.2"], "not a version"),
+    ]:
+        assert main(argv, config=config, results=tmp_path, cache=tmp_path) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.e2e
+def test_real_bisect_finds_the_first_failing_release_of_chatglm_legacy(tmp_path, fixture_cache):
+    config = load(ROOT / "matrix.toml")
+    report = bisect(config, "chatglm-legacy", results=tmp_path, cache=fixture_cache, good="4.40.2", bad="4.50.3")
+    assert (report["last_good"], report["first_bad"], report["exact"]) == ("4.41.2", "4.42.0", True)
+    assert report["first_bad_error"]["phase"] == "generate"
+    assert report["first_bad_error"]["type"] == "ValueError"
+    assert report["bound"] == {"range": "transformers>=4.40,<4.42", "pin": "transformers==4.41.2"}
+    assert report["candidates"] == 32
+    assert report["env_builds"] <= report["probes"] <= math.ceil(math.log2(32)) + 1
+    by_version = {o["version"]: o for o in report["outcomes"]}
+    assert by_version["4.42.0"]["status"] == "fail" and by_version["4.41.2"]["status"] == "pass"
+    cell = json.loads((tmp_path / by_version["4.42.0"]["cell"]).read_text())
+    assert cell["versions"]["transformers"] == "4.42.0" and cell["variant"] == ""
+    assert (tmp_path / "bisect" / "chatglm-legacy.json").is_file()
