@@ -8,6 +8,7 @@ imports it to turn the config's envs into sessions.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -113,7 +114,7 @@ class _Table:
         for key, value in data.items():
             if key in known:
                 continue
-            if isinstance(value, dict):  # [envs.tf-4.40] is TOML for envs -> "tf-4" -> "40"
+            if isinstance(value, dict) and where.startswith(("envs.", "models.")):  # [envs.tf-4.40] = envs/tf-4/40
                 dotted = f"{where}.{key}"
                 quoted = dotted.split(".", 1)[0] + f'."{dotted.split(".", 1)[1]}"'
                 raise self.error(key, f"unknown key; a name with a dot must be quoted in TOML: write [{quoted}]")
@@ -147,9 +148,15 @@ class _Table:
 
     def positive(self, key: str, default: float) -> float:
         value = self.get(key, (int, float), default)
-        if value <= 0:
+        if not value > 0 or math.isinf(value):  # `not >` so that nan is refused too
             raise self.error(key, f"must be greater than 0, not {value}")
         return value
+
+    def whole(self, key: str, default: int | None) -> int | None:
+        value = self.positive(key, default or 1)
+        if key in self.data and value != int(value):
+            raise self.error(key, f"must be a whole number, not {value}")
+        return int(value) if key in self.data else default
 
 
 def load(path: str | Path) -> Config:
@@ -176,10 +183,13 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     models = _named_tables(root, "models", _parse_model)
     root_dir = path.resolve().parent
     for model in models:
-        if model.source_kind == "path" and not (root_dir / model.source).is_dir():
+        folder = root_dir / model.source
+        if model.source_kind == "path" and not folder.is_dir():
+            problem = "is a file, not a folder" if folder.exists() else "does not exist"
             raise ConfigError(
-                f"{path.name}: [models.{model.name}] path: folder {model.source!r} does not exist"
-                f" (relative paths start at {root_dir})"
+                f"{path.name}: [models.{model.name}] path: "
+                + (f"folder {model.source!r} {problem}" if not folder.exists() else f"{model.source!r} {problem}")
+                + f" (relative paths start at {root_dir})"
             )
     return Config(path=path, envs=tuple(envs), models=tuple(models), settings=settings)
 
@@ -194,8 +204,15 @@ def _parse_settings(table: _Table) -> Settings:
         auto_bisect=table.get("auto_bisect", bool, default.auto_bisect),
         drift_min_cosine=cosine,
         drift_max_abs=float(table.positive("drift_max_abs", default.drift_max_abs)),
-        similarity_threshold=float(table.get("similarity_threshold", (int, float), default.similarity_threshold)),
+        similarity_threshold=_threshold(table, default.similarity_threshold),
     )
+
+
+def _threshold(table: _Table, default: float) -> float:
+    value = float(table.get("similarity_threshold", (int, float), default))
+    if not -1 <= value <= 1:
+        raise table.error("similarity_threshold", f"must be between -1 and 1, not {value:g}")
+    return value
 
 
 def _named_tables(root: _Table, key: str, parse_one: Any) -> list[Any]:
@@ -276,21 +293,34 @@ def _parse_model(table: _Table, name: str) -> ModelSpec:
 
         if source not in FIXTURE_NAMES:
             raise table.error(kind, f"unknown fixture {source!r} (known: {', '.join(FIXTURE_NAMES)})")
+    if kind == "pypi":
+        try:
+            Requirement(source)
+        except InvalidRequirement:
+            raise table.error(kind, f"{source!r} is not a requirement such as 'package==1.0'") from None
     subdir = table.get("subdir", str)
     if subdir is not None and kind != "pypi":
         raise table.error("subdir", "only applies to a model from a `pypi` package")
+    if subdir is not None and (not subdir.strip() or subdir.startswith("/") or ".." in Path(subdir).parts):
+        raise table.error("subdir", f"{subdir!r} leaves the package: give a relative folder inside it")
+    if "revision" in table.data and kind != "hub":
+        raise table.error("revision", "only applies to a model from the `hub`")
     task = table.choice("task", TASKS, None)
     if task is None:
         raise table.error("task", f"missing: one of {', '.join(TASKS)}")
     shims = table.strings("shims")
     for index, variant in enumerate(shims, start=1):
-        for shim in variant.split("+"):
+        parts = variant.split("+")
+        repeated = next((part for part in parts if parts.count(part) > 1), None)
+        if repeated:
+            raise table.error("shims", f"value #{index} {variant!r} names {repeated!r} twice")
+        for shim in parts:
             if shim not in SHIM_NAMES:
                 known = ", ".join(SHIM_NAMES)
                 raise table.error("shims", f"value #{index} {shim!r} is not a known shim (known: {known})")
     if len(set(shims)) != len(shims):
         raise table.error("shims", "lists the same shim twice")
-    max_new_tokens = int(table.positive("max_new_tokens", 8))
+    max_new_tokens = table.whole("max_new_tokens", 8) or 8
     if table.get("similarity_check", bool, False) and task != "embedding":
         raise table.error("similarity_check", "only applies to task = 'embedding'")
     return ModelSpec(
@@ -307,7 +337,7 @@ def _parse_model(table: _Table, name: str) -> ModelSpec:
         dtype=table.choice("dtype", DTYPES, "float32") or "float32",
         max_new_tokens=max_new_tokens,
         similarity_check=table.get("similarity_check", bool, False),
-        memory_limit_mb=int(table.positive("memory_limit_mb", 1)) if "memory_limit_mb" in table.data else None,
+        memory_limit_mb=table.whole("memory_limit_mb", None),
         optional=table.get("optional", bool, False),
         budgets=_budgets(table, task),
     )

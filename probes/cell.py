@@ -20,6 +20,7 @@ from probes.shims import shims_of
 from probes.status import Status
 
 REPEATS = 5
+MAX_TEXT = 65536
 
 # Exception class names (anywhere in the __cause__/__context__ chain) that say the model's
 # files could not be had, checked in this order: GatedRepoError subclasses
@@ -74,10 +75,10 @@ class Cell:
             status, reason = classify(exc, self.phase)
             error = {
                 "type": type(exc).__name__,
-                "message": str(exc),
-                "traceback": traceback.format_exc(),
+                "message": clean_text(_message(exc)),
+                "traceback": clean_text(traceback.format_exc()),
             }
-            return self._result(status, reason, rss_start, phase=self.phase, error=error)
+            return self._result(status, clean_text(reason), rss_start, phase=self.phase, error=error)
         variant = self.spec.get("variant")
         status = Status.PASS_WITH_SHIM if variant else Status.PASS
         reason = f"passes with shim {variant}" if variant else ""
@@ -167,6 +168,22 @@ class Cell:
         self.facts["gpu"] = torch.cuda.get_device_name()
 
 
+def clean_text(text: str, limit: int = MAX_TEXT) -> str:
+    """Text that is safe to store: valid UTF-8 (bad bytes and lone surrogates escaped) and at
+    most `limit` characters (third-party messages can be megabytes long)."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > limit:
+        text = text[: limit // 2] + f"\n[... {len(text) - limit} characters cut ...]\n" + text[-limit // 2 :]
+    return text
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception as inner:  # noqa: BLE001 - a broken __str__ must not lose the cell
+        return f"<str() of the exception failed: {type(inner).__name__}>"
+
+
 def classify(exc: BaseException, phase: str) -> tuple[Status, str]:
     """Map an exception to a status only where the exception itself says what happened."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
@@ -182,7 +199,7 @@ def classify(exc: BaseException, phase: str) -> tuple[Status, str]:
         for name, status, reason in _HUB_ERRORS:
             if name in names:
                 return status, reason
-    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+    first_line = (_message(exc).strip().splitlines() or [""])[0][:200]
     return Status.FAIL, f"{type(exc).__name__} in {phase}: {first_line}"
 
 

@@ -13,7 +13,7 @@ import shutil
 import struct
 from pathlib import Path
 
-FAULTS = ("raise", "segfault", "hang", "exit", "os_exit", "oom", "grandchild", "none")
+FAULTS = ("raise", "segfault", "hang", "exit", "os_exit", "oom", "grandchild", "flood", "bad_bytes", "huge", "none")
 
 CONFIGURATION = """
 from transformers import PretrainedConfig
@@ -68,6 +68,15 @@ class FaultyModel(PreTrainedModel):
             hoard = []
             while True:
                 hoard.append(bytearray(64 * 2**20))
+        if fault == "flood":
+            chunk = "x" * 1023 + "\\n"
+            for _ in range(50 * 1024):
+                sys.stdout.write(chunk)
+            sys.stdout.flush()
+        if fault == "bad_bytes":
+            raise ValueError(b"bad bytes \\xff\\xfe end".decode("utf-8", "surrogateescape"))
+        if fault == "huge":
+            raise RuntimeError("huge " + "y" * (5 * 2**20))
         if fault == "grandchild":
             child = subprocess.Popen(["sleep", "600"], start_new_session=False)
             with open(self.config.pid_file, "w") as handle:

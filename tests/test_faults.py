@@ -29,6 +29,9 @@ EXPECTED = {
     "os_exit": (Status.CRASHED, None, None),
     "oom": (Status.OOM, "forward", "MemoryError"),
     "grandchild": (Status.PASS, None, None),
+    "flood": (Status.PASS, None, None),
+    "bad_bytes": (Status.FAIL, "forward", "ValueError"),
+    "huge": (Status.FAIL, "forward", "RuntimeError"),
     "none": (Status.PASS, None, None),
 }
 
@@ -74,7 +77,7 @@ def test_the_run_completes_with_one_file_per_cell(fault_run):
     done, cell_dir, _, _ = fault_run
     assert done.ok, done.output
     assert sorted(p.stem for p in cell_dir.glob("*.json")) == sorted(EXPECTED)
-    assert len([line for line in done.output.splitlines() if "/8 " in line]) == 8
+    assert len([line for line in done.output.splitlines() if f"/{len(EXPECTED)} " in line]) == len(EXPECTED)
 
 
 @pytest.mark.parametrize("fault", list(EXPECTED))
@@ -102,6 +105,15 @@ def test_fault_details(fault_run):
     assert "Traceback" in load(cell_dir, "raise")["error"]["traceback"]
     good = load(cell_dir, "none")
     assert good["metrics"]["embed_median_s"] > 0 and good["fingerprint"]["embedding"]["dim"] == 4
+
+
+def test_floods_and_hostile_messages_are_kept_safely(fault_run):
+    _, cell_dir, _, _ = fault_run
+    assert (cell_dir / "flood.log").stat().st_size >= 50 * 2**20
+    assert "bad bytes \\udcff\\udcfe end" in load(cell_dir, "bad_bytes")["error"]["message"]
+    huge = load(cell_dir, "huge")
+    assert len(huge["error"]["message"]) <= 70000 and "characters cut" in huge["error"]["message"]
+    assert (cell_dir / "huge.json").stat().st_size < 500_000
 
 
 def test_grandchildren_are_killed_with_their_cell(fault_run):
