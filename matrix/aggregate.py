@@ -110,7 +110,9 @@ def aggregate(run: Run) -> Matrix:
 def _column(name: str, run: Run) -> EnvColumn:
     facts = run.envs.get(name, {})
     packages = facts.get("packages") or {}
-    versions = next((cell.versions for cell in run.cells if cell.env == name and cell.versions), {})
+    versions: dict[str, str] = {}
+    if not packages.get("transformers") or not packages.get("torch"):  # no env facts: ask the cells
+        versions = next((cell.versions for cell in run.cells if cell.env == name and cell.versions), {})
     transformers = packages.get("transformers") or versions.get("transformers") or "?"
     return EnvColumn(
         name=name,

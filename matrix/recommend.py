@@ -4,18 +4,15 @@ fewest envs that together do.
 A model is served by an env when its base cell passes there, or a shim variant passes
 (`pass-with-shim`). Preference, in order: fewest envs, then fewest shims, then newer
 transformers; remaining ties go to env names, so the answer is deterministic. The search is
-exact (smallest sets first), which is cheap for the handful of envs a matrix has.
+exact: it finds every smallest cover, then applies the preferences.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from matrix.aggregate import Matrix
-
-MAX_EXACT_ENVS = 22
 
 
 @dataclass(frozen=True)
@@ -129,15 +126,38 @@ def _best_choice(found: list[Choice], envs: tuple[str, ...], rank: dict[str, int
 
 
 def _search(coverable: dict[str, list[Choice]], rank: dict[str, int]) -> Option | None:
-    useful = sorted({choice.env for found in coverable.values() for choice in found}, key=lambda e: -rank[e])
-    if len(useful) > MAX_EXACT_ENVS:
-        raise ValueError(f"{len(useful)} envs is too many for the exact search (limit {MAX_EXACT_ENVS})")
-    for size in range(1, len(useful) + 1):
-        options = [_assign(combo, coverable, rank) for combo in itertools.combinations(useful, size)]
-        found = [option for option in options if option is not None]
-        if found:
-            return min(found, key=lambda o: (o.shims, sorted(-rank[e] for e in o.envs), sorted(o.envs)))
-    return None
+    """Every smallest set of envs that covers all models, then the preferred one.
+
+    Exact cover by depth-first search over bitmasks: at each step branch only on the envs
+    that serve the first model not yet covered (any cover must contain one of them), with
+    the depth limited to the size being tried. Fast for many envs and thousands of models.
+    """
+    models = list(coverable)
+    masks: dict[str, int] = {}
+    for index, model in enumerate(models):
+        for choice in coverable[model]:
+            masks[choice.env] = masks.get(choice.env, 0) | (1 << index)
+    full = (1 << len(models)) - 1
+    serving = [sorted({c.env for c in coverable[m]}, key=lambda e: -rank[e]) for m in models]
+    covers: set[tuple[str, ...]] = set()
+
+    def extend(chosen: tuple[str, ...], covered: int, limit: int) -> None:
+        if covered == full:
+            covers.add(tuple(sorted(chosen)))
+            return
+        if len(chosen) == limit:
+            return
+        first = (~covered & full & -(~covered & full)).bit_length() - 1
+        for env in serving[first]:
+            if env not in chosen:
+                extend((*chosen, env), covered | masks[env], limit)
+
+    for limit in range(1, len(masks) + 1):
+        extend((), 0, limit)
+        if covers:
+            break
+    options = [option for combo in covers if (option := _assign(combo, coverable, rank)) is not None]
+    return min(options, key=lambda o: (o.shims, sorted(-rank[e] for e in o.envs), sorted(o.envs))) if options else None
 
 
 def _assign(combo: tuple[str, ...], coverable: dict[str, list[Choice]], rank: dict[str, int]) -> Option | None:
@@ -156,12 +176,20 @@ def _assign(combo: tuple[str, ...], coverable: dict[str, list[Choice]], rank: di
 
 def _per_env(matrix: Matrix, ways: dict[str, list[Choice]]) -> list[dict[str, Any]]:
     """What each env alone covers: the runner-up view."""
-    summary = []
-    for env in matrix.envs:
-        plain = sorted(m for m, found in ways.items() if any(c.env == env.name and not c.shim for c in found))
-        shimmed = sorted(m for m, found in ways.items() if m not in plain and any(c.env == env.name for c in found))
-        summary.append({"env": env.name, "transformers": env.transformers, "plain": plain, "with_shim": shimmed})
-    return summary
+    plain: dict[str, set[str]] = {env.name: set() for env in matrix.envs}
+    shimmed: dict[str, set[str]] = {env.name: set() for env in matrix.envs}
+    for model, found in ways.items():
+        for choice in found:
+            (shimmed if choice.shim else plain)[choice.env].add(model)
+    return [
+        {
+            "env": env.name,
+            "transformers": env.transformers,
+            "plain": sorted(plain[env.name]),
+            "with_shim": sorted(shimmed[env.name] - plain[env.name]),
+        }
+        for env in matrix.envs
+    ]
 
 
 def _describe(matrix: Matrix, rec: Recommendation, optional: frozenset[str]) -> list[str]:

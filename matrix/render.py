@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import tabulate as tabulate_module
 from tabulate import tabulate
 
 from matrix import __version__
@@ -23,22 +25,25 @@ from probes.record import CellResult, write_json_atomic
 from probes.status import Status
 
 SCHEMA = 1
+TERMINAL_MAX_ROWS = 60
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ud800-\udfff]")
 
 
 def one_line(text: str, limit: int = 120) -> str:
     """First line of `text`, control characters removed, cut to `limit` characters."""
     text = _ANSI.sub("", text or "")
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    first = "".join(ch if ch.isprintable() else " " for ch in first)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")[: limit * 4]
+    first = _UNPRINTABLE.sub(" ", first)
     return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+_MD_ESCAPES = str.maketrans({char: "\\" + char for char in "\\|`*_<>[]"})
 
 
 def md_escape(text: str) -> str:
     """Make text safe inside a Markdown table cell."""
-    for char in "\\|`*_<>[]":
-        text = text.replace(char, "\\" + char)
-    return text
+    return text.translate(_MD_ESCAPES)
 
 
 def cell_text(cell: CellResult | None, markdown: bool) -> str:
@@ -98,9 +103,29 @@ def table_rows(matrix: Matrix, markdown: bool) -> tuple[list[str], list[list[str
 
 
 def terminal(matrix: Matrix, rec: Recommendation) -> str:
-    headers, rows = table_rows(matrix, markdown=False)
-    parts = [tabulate(rows, headers=headers, tablefmt="simple"), "", "Recommendation:", *rec.lines]
-    return "\n".join(parts)
+    """The table (or, past TERMINAL_MAX_ROWS models, status counts per env) and the recommendation."""
+    if len(matrix.rows) <= TERMINAL_MAX_ROWS:
+        headers, rows = table_rows(matrix, markdown=False)
+        table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    else:
+        counted: dict[str, Counter[Status]] = {env.name: Counter() for env in matrix.envs}
+        for cell in matrix.all_cells():
+            counted[cell.env][cell.status] += 1
+        shown = [status for status in Status if any(counted[env][status] for env in counted)]
+        rows = [[env.header, *(str(counted[env.name][status]) for status in shown)] for env in matrix.envs]
+        table = tabulate(rows, headers=["env", *(s.value for s in shown)], tablefmt="simple")
+        table += f"\n\n{len(matrix.rows)} rows: the full table is in COMPATIBILITY.md."
+    return "\n".join([table, "", "Recommendation:", *rec.lines])
+
+
+def _markdown_table(rows: list[list[str]], headers: list[str]) -> str:
+    """A GitHub table. Column padding only pretties the source, so widths are counted in
+    code points (tabulate's wide-character mode costs seconds on thousands of cells)."""
+    wide, tabulate_module.WIDE_CHARS_MODE = tabulate_module.WIDE_CHARS_MODE, False
+    try:
+        return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    finally:
+        tabulate_module.WIDE_CHARS_MODE = wide
 
 
 def markdown(matrix: Matrix, rec: Recommendation, generated_at: str, unknown: Sequence[UnknownGroup] = ()) -> str:
@@ -122,7 +147,7 @@ def markdown(matrix: Matrix, rec: Recommendation, generated_at: str, unknown: Se
         "",
         "## Matrix",
         "",
-        tabulate(rows, headers=headers, tablefmt="github"),
+        _markdown_table(rows, headers),
         "",
         "Legend: " + "; ".join(f"{status.mark} = {_LEGEND[status]}" for status in Status) + ".",
         "Each passing cell shows the median latency of its task (greedy generation, or one embedding request);"

@@ -26,7 +26,7 @@ class Status(str, enum.Enum):
     @property
     def passed(self) -> bool:
         """True when the model works in this env (with or without a shim)."""
-        return self in (Status.PASS, Status.PASS_WITH_SHIM)
+        return self is Status.PASS or self is Status.PASS_WITH_SHIM
 
     @property
     def says_nothing(self) -> bool:
