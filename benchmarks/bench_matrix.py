@@ -5,6 +5,10 @@
    cell's own in-process work (its phase timings), measured in the same run.
 2. Per-cell overhead: the forked runner against a fresh interpreter per cell, on the same
    env and plan.
+3. Env build: `uv venv` + `uv pip install` from a warm cache against `python -m venv` +
+   `pip install` (pip's cache warm too), same exact pins.
+4. The naive way: pip-built envs and a fresh interpreter per cell for the whole matrix,
+   against the warm rerun.
 
 Run with `nox -s bench` (or `python benchmarks/bench_matrix.py` with nox on the path).
 Figures are wall-clock seconds on this machine; compare the ratios, not the absolutes.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from matrix.collect import collect  # noqa: E402
-from matrix.plan import PLAN_FILE  # noqa: E402
+from matrix.plan import ENV_FACTS_FILE, PLAN_FILE  # noqa: E402
+from matrix.run import installer_env  # noqa: E402
 from probes.record import machine_fingerprint  # noqa: E402
 
 
@@ -66,6 +72,49 @@ def runner(python: Path, plan: dict, fresh: bool) -> float:
         return timed([str(python), "-m", "probes.runner", str(plan_file), *(["--fresh"] if fresh else [])], env)
 
 
+def build_uv(target: Path, pins: Path) -> float:
+    env = {**os.environ, **installer_env()}
+    start = time.perf_counter()
+    subprocess.run(["uv", "venv", "--quiet", "--python", sys.executable, str(target)], env=env, check=True)
+    subprocess.run(
+        ["uv", "pip", "install", "--quiet", "--python", str(target / "bin" / "python"), "-r", str(pins)],
+        env=env,
+        check=True,
+    )
+    return time.perf_counter() - start
+
+
+def build_pip(target: Path, pins: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
+    subprocess.run(
+        [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(pins)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def pins_file(run_dir: Path, env: str, folder: Path) -> Path:
+    """The exact packages the matrix installed in `env` (as `uv pip install -r` takes them)."""
+    packages = json.loads((run_dir / env / ENV_FACTS_FILE).read_text())["packages"]
+    path = folder / f"{env}.txt"
+    path.write_text("".join(f"{name}=={version}\n" for name, version in packages.items() if name not in ("pip",)))
+    return path
+
+
+def naive_matrix(run_dir: Path, plans: dict[str, dict], work: Path) -> float:
+    """pip-built envs, then every cell in a fresh interpreter: what a user would script by hand."""
+    start = time.perf_counter()
+    for env, plan in plans.items():
+        target = work / "naive" / env
+        shutil.rmtree(target, ignore_errors=True)
+        build_pip(target, pins_file(run_dir, env, work))
+        runner(target / "bin" / "python", plan, fresh=True)
+    return time.perf_counter() - start
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "matrix.toml")
@@ -91,6 +140,12 @@ def main() -> int:
     fork_s = runner(python, plans[env_name], fresh=False)
     fresh_s = runner(python, plans[env_name], fresh=True)
     cells = len(plans[env_name]["cells"])
+    pins = pins_file(run_dir, env_name, work)
+    build_pip(work / "pip-warm", pins)  # fill pip's cache first: compare warm against warm
+    uv_s = min(build_uv(work / f"uv-{i}", pins) for i in range(2))
+    pip_s = build_pip(work / "pip", pins)
+    print("naive matrix (pip envs, fresh interpreter per cell) ...", flush=True)
+    naive_s = naive_matrix(run_dir, plans, work)
     rows = [
         ["warm rerun of the matrix (nox -s matrix)", f"{warm_s:.1f}", "", f"{warm_s / floor_s:.2f}x floor"],
         ["  floor: one import per env", f"{sum(s for _, s in imports.values()):.1f}", f"{len(imports)} envs", ""],
@@ -103,6 +158,9 @@ def main() -> int:
             f"{cells} cells",
             f"{fresh_s / fork_s:.2f}x forked",
         ],
+        [f"env build: uv venv + uv pip install, warm cache ({env_name})", f"{uv_s:.1f}", "", "1.00x"],
+        [f"env build: venv + pip install, warm cache ({env_name})", f"{pip_s:.1f}", "", f"{pip_s / uv_s:.2f}x uv"],
+        ["naive matrix: pip envs + fresh interpreter per cell", f"{naive_s:.1f}", "", f"{naive_s / warm_s:.2f}x warm"],
     ]
     machine = machine_fingerprint()
     table = tabulate(rows, headers=["what", "seconds", "size", "ratio"], tablefmt="github")
