@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,6 +123,10 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="matrix-bench-"))
     envdir = work / "nox"
+    # Measure probing, not bisecting: the same config with auto_bisect off.
+    config = work / args.config.name
+    config.write_text(re.sub(r"(?m)^auto_bisect\s*=\s*true", "auto_bisect = false", args.config.read_text()))
+    args.config = config
     print("cold run (builds envs and fixtures, not timed) ...", flush=True)
     matrix_run(work / "results", envdir, args.config)
     print("warm rerun ...", flush=True)

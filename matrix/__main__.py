@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     optional = frozenset(name for name, spec in run.model_specs.items() if spec.get("optional"))
     rec = recommend(matrix, optional, bool(run.settings.get("require_budgets")), collect_bisects(args.results))
     written = write_outputs(args.results, matrix, rec, now_utc(), unknown)
-    print(terminal(matrix, rec))
+    print(terminal(matrix, rec, unknown))
     print("\nWrote " + ", ".join(str(path) for path in written))
     return 0
 

@@ -208,6 +208,7 @@ def _describe(matrix: Matrix, rec: Recommendation, optional: frozenset[str]) -> 
             ]
     if rec.uncovered:
         lines.append(f"No env runs: {', '.join(rec.uncovered)}.")
+        lines += [f"- {model}: {_why_not(matrix, model)}" for model in rec.uncovered]
     if optional:
         lines.append(f"Optional (never force an extra env): {', '.join(sorted(optional))}.")
     lines += _drift_lines(matrix)
@@ -226,6 +227,23 @@ def _describe(matrix: Matrix, rec: Recommendation, optional: frozenset[str]) -> 
             else f"- {headers[item['env']]} covers none"
         )
     return lines
+
+
+def _why_not(matrix: Matrix, model: str) -> str:
+    """Each env's verdict on a model no env runs: its diagnosis, else its exception or status."""
+    parts = []
+    for env in matrix.envs:
+        cell = matrix.cell(env.name, model)
+        if cell is None:
+            continue
+        if cell.diagnosis:
+            why = f"{cell.diagnosis['id']} (since {cell.diagnosis['introduced_in']})"
+        elif cell.error and cell.error.get("type"):
+            why = f"{cell.status.value}, {cell.error['type']} in {cell.phase}"
+        else:
+            why = cell.status.value
+        parts.append(f"{env.name} {why}")
+    return "; ".join(parts)
 
 
 def _drift_lines(matrix: Matrix) -> list[str]:

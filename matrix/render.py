@@ -102,8 +102,9 @@ def table_rows(matrix: Matrix, markdown: bool) -> tuple[list[str], list[list[str
     return headers, rows
 
 
-def terminal(matrix: Matrix, rec: Recommendation) -> str:
-    """The table (or, past TERMINAL_MAX_ROWS models, status counts per env) and the recommendation."""
+def terminal(matrix: Matrix, rec: Recommendation, unknown: Sequence[UnknownGroup] = ()) -> str:
+    """The table (or, past TERMINAL_MAX_ROWS models, status counts per env), why cells
+    fail (cause and fix of each known break, each unrecognised kind once), the recommendation."""
     if len(matrix.rows) <= TERMINAL_MAX_ROWS:
         headers, rows = table_rows(matrix, markdown=False)
         table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
@@ -115,7 +116,34 @@ def terminal(matrix: Matrix, rec: Recommendation) -> str:
         rows = [[env.header, *(str(counted[env.name][status]) for status in shown)] for env in matrix.envs]
         table = tabulate(rows, headers=["env", *(s.value for s in shown)], tablefmt="simple")
         table += f"\n\n{len(matrix.rows)} rows: the full table is in COMPATIBILITY.md."
-    return "\n".join([table, "", "Recommendation:", *rec.lines])
+    return "\n".join([table, *why_cells_fail(matrix, unknown), "", "Recommendation:", *rec.lines])
+
+
+def why_cells_fail(matrix: Matrix, unknown: Sequence[UnknownGroup]) -> list[str]:
+    """One paragraph per known break (cells, cause, fix), then each unrecognised kind and
+    each cell that did not fail by an exception (timeout, crash, env not built, ...)."""
+    failing = matrix.failing()
+    if not failing:
+        return []
+    lines = ["", "Why cells fail:"]
+    known: dict[str, list[CellResult]] = {}
+    for cell in failing:
+        if cell.diagnosis:
+            known.setdefault(cell.diagnosis["id"], []).append(cell)
+    for cells in known.values():
+        diagnosis = cells[0].diagnosis or {}
+        where = ", ".join(f"{cell.stem} on {cell.env}" for cell in cells[:8]) + (" ..." if len(cells) > 8 else "")
+        lines += [
+            f"- {diagnosis['id']} (since transformers {diagnosis['introduced_in']}): {where}",
+            f"    cause: {diagnosis['cause']}",
+            f"    fix: {'; '.join(diagnosis['fixes'])}",
+        ]
+    for group in unknown:
+        where = ", ".join(f"{stem} on {env}" for env, stem in group.cells[:8])
+        lines.append(f"- unrecognised {group.exception} in {group.phase}: {one_line(group.signature, 100)} ({where})")
+    others = [cell for cell in failing if not cell.diagnosis and not (cell.error and cell.status is Status.FAIL)]
+    lines += [f"- {cell.stem} on {cell.env}: {cell.status.value}: {one_line(cell.reason, 150)}" for cell in others[:20]]
+    return lines
 
 
 def _markdown_table(rows: list[list[str]], headers: list[str]) -> str:

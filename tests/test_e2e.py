@@ -159,6 +159,9 @@ def test_default_matrix_reproduces_the_measured_outcome(tmp_path):
     assert cells[("latest", "minilm")]["drift"]["reference"] == "tf-4.40"
     assert all(not cell["over_budget"] for cell in data["cells"]), "the default models meet the deployment's budgets"
     assert data["recommendation"]["envs"] == ["tf-4.40"]
+    assert data["recommendation"]["bounds"]["chatglm-legacy"]["first_bad"] == "4.42.0"
+    assert "Bisect: chatglm-legacy works up to 4.41.2 and breaks in 4.42.0" in done.stdout
+    assert "    cause: GenerationMixin._extract_past_from_model_output was removed" in done.stdout
     markdown = (tmp_path / "results" / "COMPATIBILITY.md").read_text()
     assert "- cause (since transformers 4.49.0): GenerationMixin.\\_extract\\_past" in markdown
     assert (tmp_path / "results" / "pins" / "tf-4.40.txt").read_text().count("transformers==4.40.2") == 1
