@@ -83,7 +83,6 @@ def run(
     args: Sequence[str | Path],
     *,
     env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
     capture: bool = True,
     stdout_only: bool = False,
     timeout: float | None = None,
@@ -103,7 +102,6 @@ def run(
         done = subprocess.run(
             argv,
             env=scrubbed_env(env),
-            cwd=cwd,
             stdout=subprocess.PIPE if capture else None,
             stderr=subprocess.STDOUT if capture and not stdout_only else None,
             stdin=subprocess.DEVNULL,
