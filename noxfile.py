@@ -33,10 +33,23 @@ except matrix_config.ConfigError as error:
 
 # One run id for every session of this nox invocation (and for sessions started on other
 # machines with the same MATRIX_RUN_ID, which then write shards of one run).
+RUN_ID_GIVEN = "MATRIX_RUN_ID" in os.environ
 RUN_ID = os.environ.setdefault("MATRIX_RUN_ID", new_run_id())
 RESULTS = Path(os.environ.get("MATRIX_RESULTS", ROOT / "results"))
-RUN_DIR = RESULTS / "runs" / RUN_ID
 CACHE = Path(os.environ.get("MATRIX_CACHE", ROOT / ".cache"))
+RESUME = "--resume"
+_run_dirs: list[Path] = []
+
+
+def run_dir(session: nox.Session) -> Path:
+    """This invocation's run folder: MATRIX_RUN_ID's when given, else a new one, or with
+    `-- --resume` the newest existing one; finished cells are kept when resuming. Decided
+    once per nox run, so every session of it writes to the same folder."""
+    if not _run_dirs:
+        runs = sorted(p for p in (RESULTS / "runs").glob("*") if p.is_dir())
+        resume_newest = RESUME in session.posargs and runs and not RUN_ID_GIVEN
+        _run_dirs.append(runs[-1] if resume_newest else RESULTS / "runs" / RUN_ID)
+    return _run_dirs[0]
 
 
 @nox.session(venv_backend="uv", reuse_venv=True)
@@ -47,19 +60,20 @@ CACHE = Path(os.environ.get("MATRIX_CACHE", ROOT / ".cache"))
 def probe(session: nox.Session, env: str) -> None:
     """Build one env with uv (pinned transformers/torch) and probe every model in it."""
     python = Path(session.virtualenv.location) / "bin" / "python"
-    why_not = probe_env(CONFIG, env, python, RUN_DIR, CACHE)
+    why_not = probe_env(CONFIG, env, python, run_dir(session), CACHE, resume=RESUME in session.posargs)
     if why_not:
         session.skip(f"{why_not}; its cells are recorded as env-failed")
 
 
 @nox.session(venv_backend="uv", reuse_venv=True, requires=["probe"])
 def matrix(session: nox.Session) -> None:
-    """Probe every env, then collect, classify, aggregate, recommend and render results/ (table, JSON, pins)."""
+    """Probe every env, then render results/ (table, JSON, pins); `-- --resume` finishes an interrupted run."""
     if CONFIG.settings.auto_bisect:
         bisect_breaks(session)
     session.install("tabulate", "packaging")
     session.run(
-        "python", "-m", "matrix", "report", str(RUN_DIR), "--results", str(RESULTS), *session.posargs,
+        "python", "-m", "matrix", "report", str(run_dir(session)), "--results", str(RESULTS),
+        *(arg for arg in session.posargs if arg != RESUME),
         env={"PYTHONPATH": str(ROOT)},
     )  # fmt: skip
 

@@ -51,7 +51,9 @@ def cells(config: Config, env: str | None = None) -> list[PlannedCell]:
     return [PlannedCell(e, m.name, v) for e in envs for m in config.models for v in variants(m)]
 
 
-def runner_plan(config: Config, env: str, run_dir: Path, locations: dict[str, str]) -> dict[str, Any]:
+def runner_plan(
+    config: Config, env: str, run_dir: Path, locations: dict[str, str], resume: bool = False
+) -> dict[str, Any]:
     """The JSON the in-env runner reads: one spec per cell, with resolved model locations."""
     models = {m.name: m for m in config.models}
     specs = []
@@ -77,7 +79,13 @@ def runner_plan(config: Config, env: str, run_dir: Path, locations: dict[str, st
                 "warm": _warm_names(locations[model.name]),
             }
         )
-    return {"env": env, "run_dir": str(run_dir), "settings": config.settings.to_dict(), "cells": specs}
+    return {
+        "env": env,
+        "run_dir": str(run_dir),
+        "resume": resume,
+        "settings": config.settings.to_dict(),
+        "cells": specs,
+    }
 
 
 def _warm_names(location: str) -> list[str]:

@@ -39,8 +39,13 @@ def installer_env() -> dict[str, str]:
     return extra
 
 
-def probe_env(config: Config, env_name: str, python: Path, run_dir: Path, cache_root: Path) -> str | None:
-    """Build, freeze and probe one env. Returns None on success, else why it could not be built."""
+def probe_env(
+    config: Config, env_name: str, python: Path, run_dir: Path, cache_root: Path, resume: bool = False
+) -> str | None:
+    """Build, freeze and probe one env. Returns None on success, else why it could not be built.
+
+    With `resume`, cells whose file already exists in `run_dir` are not run again.
+    """
     env = config.env(env_name)
     install = install_env(python, env)
     facts: dict[str, Any] = {
@@ -62,7 +67,7 @@ def probe_env(config: Config, env_name: str, python: Path, run_dir: Path, cache_
     print(f"[{env.name}] built in {install.seconds:.1f} s: transformers {facts['transformers']}, torch {torch}")
     locations = model_locations(config, python, cache_root)
     plan_file = run_dir / env.name / PLAN_FILE
-    write_json_atomic(plan_file, runner_plan(config, env.name, run_dir, locations))
+    write_json_atomic(plan_file, runner_plan(config, env.name, run_dir, locations, resume))
     proc.run([python, "-m", "probes.runner", plan_file], env=probe_env_vars(config), capture=False)
     write_missing_as_crashed(config, env.name, run_dir)
     return None

@@ -81,6 +81,10 @@ class Runner:
                 return self._fail_all(cells, exc)
             print(f"[{self.env}] warmed imports in {warm_s:.1f} s", flush=True)
         for index, spec in enumerate(cells, start=1):
+            done = self.run_dir / self.env / f"{cell_stem(spec['model'], spec.get('variant', ''))}.json"
+            if self.plan.get("resume") and done.exists():  # cell files are atomic: present = finished
+                print(f"[{self.env}] {index}/{len(cells)} {done.stem}: already done (resumed run)", flush=True)
+                continue
             result = self.run_cell(index - 1, spec)
             path = result.write(self.run_dir)
             print(f"[{self.env}] {index}/{len(cells)} {result.stem}: {_summary(result)}  ({path.name})", flush=True)
@@ -173,6 +177,7 @@ def _child_main(spec: dict[str, Any], log_path: Path, child_out: Path) -> None:
     code = 0
     try:
         os.setpgid(0, 0)
+        _die_with_parent()
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
@@ -188,6 +193,15 @@ def _child_main(spec: dict[str, Any], log_path: Path, child_out: Path) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child when the runner dies (a killed run leaves no orphan cell)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _write_child_result(child_out: Path, spec: dict[str, Any]) -> None:

@@ -1,9 +1,9 @@
 """In-process benchmarks (pytest-benchmark): the host pipeline at scale.
 
 1,000 models x 30 envs of generated cell files: reading them back (collect), then
-aggregate + judge + classify + recommend + render. Skipped in the normal test run
-(`--benchmark-skip` in pyproject); run them with `python -m pytest tests/test_bench_report.py
---benchmark-only`, or through `nox -s bench`. Figures, not assertions: the machine is shared.
+aggregate + judge + classify + recommend + render. Deselected in the normal test run (marker
+`bench`); run them with `python -m pytest -m bench tests/test_bench_report.py`.
+Figures, not assertions: the machine is shared.
 """
 
 from __future__ import annotations
