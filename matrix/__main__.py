@@ -14,6 +14,7 @@ from matrix.aggregate import aggregate
 from matrix.classify import classify, load_known_breaks
 from matrix.collect import CollectError, collect, collect_bisects, newest_run
 from matrix.compare import judge
+from matrix.page import page
 from matrix.recommend import recommend
 from matrix.render import now_utc, terminal, write_outputs
 
@@ -38,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = classify(matrix.all_cells(), load_known_breaks())
     optional = frozenset(name for name, spec in run.model_specs.items() if spec.get("optional"))
     rec = recommend(matrix, optional, bool(run.settings.get("require_budgets")), collect_bisects(args.results))
-    written = write_outputs(args.results, matrix, rec, now_utc(), unknown)
+    generated_at = now_utc()
+    written = write_outputs(args.results, matrix, rec, generated_at, unknown)
+    index = args.results / "index.html"
+    index.write_text(page(matrix, rec, generated_at, unknown), encoding="utf-8")
+    written.append(index)
     print(terminal(matrix, rec, unknown))
     print("\nWrote " + ", ".join(str(path) for path in written))
     return 0

@@ -1,0 +1,159 @@
+"""results/index.html: one static, self-contained page built from the same rows.
+
+The recommendation on top, the matrix with coloured cells, filters by status and model,
+and a details panel filled on click (phase, exception, diagnosis and fix, timings, memory,
+versions, the end of the log). No network fetches. Every text that came from a cell is
+escaped: in the HTML with `html.escape`, in the embedded JSON with `<` written as `\\u003c`
+(so no message can close the script element), and the script sets only `textContent`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from matrix.aggregate import Matrix
+from matrix.classify import UnknownGroup
+from matrix.recommend import Recommendation
+from matrix.render import cell_text, drift_text
+from probes.record import CellResult
+from probes.status import Status
+
+_COLOURS = {
+    Status.PASS: "#c8f0c8",
+    Status.PASS_WITH_SHIM: "#e4f5b0",
+    Status.FAIL: "#f6c1c1",
+    Status.INVALID_MODEL: "#e0c8f0",
+    Status.UNAVAILABLE: "#e6e6e6",
+    Status.ENV_FAILED: "#f3d9b1",
+    Status.TIMEOUT: "#f9e0a8",
+    Status.CRASHED: "#f0a8a8",
+    Status.OOM: "#f0b8d8",
+    Status.SKIPPED: "#eeeeee",
+}
+
+_SCRIPT = """
+const cells = JSON.parse(document.getElementById('cells').textContent);
+const panel = document.getElementById('details');
+function show(key) {
+  const cell = cells[key];
+  panel.replaceChildren();
+  for (const [label, value] of cell) {
+    const row = document.createElement('div');
+    const name = document.createElement('b');
+    name.textContent = label + ': ';
+    const text = document.createElement(label === 'log tail' || label === 'traceback' ? 'pre' : 'span');
+    text.textContent = value;
+    row.append(name, text);
+    panel.append(row);
+  }
+  panel.hidden = false;
+}
+document.querySelectorAll('td[data-key]').forEach(td => td.addEventListener('click', () => show(td.dataset.key)));
+function filter() {
+  const status = document.getElementById('status').value;
+  const model = document.getElementById('model').value.toLowerCase();
+  document.querySelectorAll('tbody tr').forEach(tr => {
+    const byModel = tr.dataset.model.toLowerCase().includes(model);
+    const cellsShown = [...tr.querySelectorAll('td[data-status]')].map(td => {
+      const show = !status || td.dataset.status === status;
+      td.classList.toggle('dim', !show);
+      return show;
+    });
+    tr.hidden = !byModel || !cellsShown.some(Boolean);
+  });
+}
+document.getElementById('status').addEventListener('change', filter);
+document.getElementById('model').addEventListener('input', filter);
+"""
+
+
+def page(matrix: Matrix, rec: Recommendation, generated_at: str, unknown: Sequence[UnknownGroup] = ()) -> str:
+    """The whole page as one string."""
+    details: dict[str, list[tuple[str, str]]] = {}
+    head = "".join(f"<th>{html.escape(env.header)}</th>" for env in matrix.envs)
+    body = []
+    for row in matrix.rows:
+        tds = []
+        for env in matrix.envs:
+            cell = row.cells[env.name]
+            if cell is None:
+                tds.append('<td class="none">· not run</td>')
+                continue
+            key = f"{env.name}/{row.label}"
+            details[key] = _details(cell)
+            tds.append(
+                f'<td data-key="{html.escape(key)}" data-status="{cell.status.value}"'
+                f' style="background:{_COLOURS[cell.status]}">{html.escape(cell_text(cell, markdown=False))}</td>'
+            )
+        drift = html.escape(drift_text(matrix, row.model, row.variant))
+        label = html.escape(row.label)
+        body.append(f'<tr data-model="{label}"><th>{label}</th>{"".join(tds)}<td>{drift}</td></tr>')
+    options = "".join(f'<option value="{s.value}">{s.value}</option>' for s in Status)
+    unknown_items = "".join(
+        f"<li><code>{html.escape(group.exception)}</code> in {html.escape(group.phase)}: "
+        f"{html.escape(group.signature)} ({len(group.cells)} cells)</li>"
+        for group in unknown
+    )
+    blob = json.dumps(details, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
+    machine = matrix.machine
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Compatibility matrix {html.escape(matrix.run_id)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; }}
+table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding: .3rem .5rem; text-align: left; }}
+td[data-key] {{ cursor: pointer; }} td.dim {{ opacity: .25; }} td.none {{ color: #888; }}
+#details {{ border: 1px solid #888; padding: .8rem; margin-top: 1rem; max-width: 70rem; }}
+pre {{ white-space: pre-wrap; background: #f6f6f6; padding: .5rem; max-height: 20rem; overflow: auto; }}
+</style></head><body>
+<h1>Compatibility matrix</h1>
+<p>Run <code>{html.escape(matrix.run_id)}</code> on {html.escape(str(machine.get("hostname", "?")))},
+generated {html.escape(generated_at)}.</p>
+<h2>Recommendation</h2>
+<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in rec.lines)}</ul>
+<h2>Matrix</h2>
+<p><label>Status <select id="status"><option value="">all</option>{options}</select></label>
+<label>Model <input id="model" placeholder="filter by name"></label>
+Click a cell for its details.</p>
+<table><thead><tr><th>model</th>{head}<th>drift</th></tr></thead>
+<tbody>{"".join(body)}</tbody></table>
+<div id="details" hidden></div>
+{f"<h2>Unrecognised failures</h2><ul>{unknown_items}</ul>" if unknown_items else ""}
+<script type="application/json" id="cells">{blob}</script>
+<script>{_SCRIPT}</script>
+</body></html>
+"""
+
+
+def _details(cell: CellResult) -> list[tuple[str, str]]:
+    """What the details panel shows for one cell, as (label, text) pairs."""
+    error = cell.error or {}
+    rows: list[tuple[str, Any]] = [
+        ("cell", f"{cell.stem} on {cell.env}"),
+        ("status", cell.status.value),
+        ("reason", cell.reason),
+        ("phase", cell.phase or ""),
+        ("exception", error.get("type", "")),
+        ("message", error.get("message", "")[:4000]),
+    ]
+    if cell.diagnosis:
+        rows += [
+            ("known break", f"{cell.diagnosis['id']} (since transformers {cell.diagnosis['introduced_in']})"),
+            ("cause", cell.diagnosis["cause"]),
+            ("fix", "; ".join(cell.diagnosis["fixes"])),
+        ]
+    rows += [
+        ("timings", ", ".join(f"{k} {v:.3f} s" for k, v in sorted(cell.timings.items()))),
+        ("metrics", ", ".join(f"{k} {v}" for k, v in sorted(cell.metrics.items()))),
+        ("over budget", ", ".join(f"{b['budget']} {b['value']} > {b['limit']}" for b in cell.over_budget)),
+        ("drift", (cell.drift or {}).get("detail", "")),
+        ("versions", ", ".join(f"{k} {v}" for k, v in sorted(cell.versions.items()))),
+        ("log", cell.log),
+        ("log tail", str(cell.facts.get("log_tail", ""))[-3000:]),
+        ("traceback", error.get("traceback", "")[-3000:]),
+    ]
+    return [(label, str(value)) for label, value in rows if value]
