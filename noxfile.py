@@ -31,8 +31,8 @@ except matrix_config.ConfigError as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
 
-# One run id for every session of this nox invocation (and for sessions started on other
-# machines with the same MATRIX_RUN_ID, which then write shards of one run).
+# One run id for every session of this nox invocation; MATRIX_RUN_ID names a run folder
+# to write into (or to resume).
 RUN_ID_GIVEN = "MATRIX_RUN_ID" in os.environ
 RUN_ID = os.environ.setdefault("MATRIX_RUN_ID", new_run_id())
 RESULTS = Path(os.environ.get("MATRIX_RESULTS", ROOT / "results"))

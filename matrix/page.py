@@ -86,7 +86,7 @@ def page(matrix: Matrix, rec: Recommendation, generated_at: str, unknown: Sequen
             details[key] = _details(cell)
             tds.append(
                 f'<td data-key="{html.escape(key)}" data-status="{cell.status.value}"'
-                f' style="background:{_COLOURS[cell.status]}">{html.escape(cell_text(cell, markdown=False))}</td>'
+                f' style="background:{_COLOURS[cell.status]}">{html.escape(_plain(cell))}</td>'
             )
         drift = html.escape(drift_text(matrix, row.model, row.variant))
         label = html.escape(row.label)
@@ -114,7 +114,7 @@ pre {{ white-space: pre-wrap; background: #f6f6f6; padding: .5rem; max-height: 2
 <p>Run <code>{html.escape(matrix.run_id)}</code> on {html.escape(str(machine.get("hostname", "?")))},
 generated {html.escape(generated_at)}.</p>
 <h2>Recommendation</h2>
-<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in rec.lines)}</ul>
+<ul>{"".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in rec.lines)}</ul>
 <h2>Matrix</h2>
 <p><label>Status <select id="status"><option value="">all</option>{options}</select></label>
 <label>Model <input id="model" placeholder="filter by name"></label>
@@ -127,6 +127,11 @@ Click a cell for its details.</p>
 <script>{_SCRIPT}</script>
 </body></html>
 """
+
+
+def _plain(cell: CellResult) -> str:
+    """The table text without the status emoji (the colour says it; not every host has the font)."""
+    return cell_text(cell, markdown=False).replace(cell.status.mark, cell.status.value, 1)
 
 
 def _details(cell: CellResult) -> list[tuple[str, str]]:
