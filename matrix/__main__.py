@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from matrix import history
 from matrix.aggregate import aggregate
 from matrix.classify import classify, load_known_breaks
 from matrix.collect import CollectError, collect, collect_bisects, newest_run
@@ -25,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="render results/ from a run folder's cell files")
     report.add_argument("run_dir", help="a folder under results/runs, or 'newest'")
     report.add_argument("--results", type=Path, default=Path("results"), help="where to publish (default: results)")
+    report.add_argument(
+        "--fail-on-regression", action="store_true", help="exit 1 when a cell newly fails or got slower (for CI)"
+    )
     args = parser.parse_args(argv)
     try:
         run_dir = newest_run(args.results) if args.run_dir == "newest" else Path(args.run_dir)
@@ -40,12 +44,22 @@ def main(argv: list[str] | None = None) -> int:
     optional = frozenset(name for name, spec in run.model_specs.items() if spec.get("optional"))
     rec = recommend(matrix, optional, bool(run.settings.get("require_budgets")), collect_bisects(args.results))
     generated_at = now_utc()
-    written = write_outputs(args.results, matrix, rec, generated_at, unknown)
+    args.results.mkdir(parents=True, exist_ok=True)
+    history_warnings: list[str] = []
+    current = history.summary(matrix, rec, generated_at)
+    comparison = history.record(args.results, current, run.settings, history_warnings)
+    for warning in history_warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    since = comparison.lines()
+    written = write_outputs(args.results, matrix, rec, generated_at, unknown, since)
     index = args.results / "index.html"
-    index.write_text(page(matrix, rec, generated_at, unknown), encoding="utf-8")
+    index.write_text(page(matrix, rec, generated_at, unknown, since), encoding="utf-8")
     written.append(index)
-    print(terminal(matrix, rec, unknown))
+    print(terminal(matrix, rec, unknown, since))
     print("\nWrote " + ", ".join(str(path) for path in written))
+    if args.fail_on_regression and comparison.regressed:
+        print("error: regressions since the last published run (--fail-on-regression)", file=sys.stderr)
+        return 1
     return 0
 
 

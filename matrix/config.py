@@ -81,6 +81,8 @@ class Settings:
     drift_min_cosine: float = 0.9999
     drift_max_abs: float = 1e-4
     similarity_threshold: float = 0.5
+    regression_latency_pct: float = 25.0
+    regression_memory_pct: float = 20.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -205,6 +207,8 @@ def _parse_settings(table: _Table) -> Settings:
         drift_min_cosine=cosine,
         drift_max_abs=float(table.positive("drift_max_abs", default.drift_max_abs)),
         similarity_threshold=_threshold(table, default.similarity_threshold),
+        regression_latency_pct=float(table.positive("regression_latency_pct", default.regression_latency_pct)),
+        regression_memory_pct=float(table.positive("regression_memory_pct", default.regression_memory_pct)),
     )
 
 

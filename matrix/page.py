@@ -70,7 +70,13 @@ document.getElementById('model').addEventListener('input', filter);
 """
 
 
-def page(matrix: Matrix, rec: Recommendation, generated_at: str, unknown: Sequence[UnknownGroup] = ()) -> str:
+def page(
+    matrix: Matrix,
+    rec: Recommendation,
+    generated_at: str,
+    unknown: Sequence[UnknownGroup] = (),
+    since: Sequence[str] = (),
+) -> str:
     """The whole page as one string."""
     details: dict[str, list[tuple[str, str]]] = {}
     head = "".join(f"<th>{html.escape(env.header)}</th>" for env in matrix.envs)
@@ -114,7 +120,8 @@ pre {{ white-space: pre-wrap; background: #f6f6f6; padding: .5rem; max-height: 2
 <p>Run <code>{html.escape(matrix.run_id)}</code> on {html.escape(str(machine.get("hostname", "?")))},
 generated {html.escape(generated_at)}.</p>
 <h2>Recommendation</h2>
-<ul>{"".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in rec.lines)}</ul>
+<ul>{_items(rec.lines)}</ul>
+{f"<h2>Since the last published run</h2><ul>{_items(since)}</ul>" if since else ""}
 <h2>Matrix</h2>
 <p><label>Status <select id="status"><option value="">all</option>{options}</select></label>
 <label>Model <input id="model" placeholder="filter by name"></label>
@@ -127,6 +134,10 @@ Click a cell for its details.</p>
 <script>{_SCRIPT}</script>
 </body></html>
 """
+
+
+def _items(lines: Sequence[str]) -> str:
+    return "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in lines)
 
 
 def _plain(cell: CellResult) -> str:

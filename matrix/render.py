@@ -102,7 +102,9 @@ def table_rows(matrix: Matrix, markdown: bool) -> tuple[list[str], list[list[str
     return headers, rows
 
 
-def terminal(matrix: Matrix, rec: Recommendation, unknown: Sequence[UnknownGroup] = ()) -> str:
+def terminal(
+    matrix: Matrix, rec: Recommendation, unknown: Sequence[UnknownGroup] = (), since: Sequence[str] = ()
+) -> str:
     """The table (or, past TERMINAL_MAX_ROWS models, status counts per env), why cells
     fail (cause and fix of each known break, each unrecognised kind once), the recommendation."""
     if len(matrix.rows) <= TERMINAL_MAX_ROWS:
@@ -116,7 +118,8 @@ def terminal(matrix: Matrix, rec: Recommendation, unknown: Sequence[UnknownGroup
         rows = [[env.header, *(str(counted[env.name][status]) for status in shown)] for env in matrix.envs]
         table = tabulate(rows, headers=["env", *(s.value for s in shown)], tablefmt="simple")
         table += f"\n\n{len(matrix.rows)} rows: the full table is in COMPATIBILITY.md."
-    return "\n".join([table, *why_cells_fail(matrix, unknown), "", "Recommendation:", *rec.lines])
+    changes = ["", *since] if since else []
+    return "\n".join([table, *why_cells_fail(matrix, unknown), *changes, "", "Recommendation:", *rec.lines])
 
 
 def why_cells_fail(matrix: Matrix, unknown: Sequence[UnknownGroup]) -> list[str]:
@@ -156,7 +159,13 @@ def _markdown_table(rows: list[list[str]], headers: list[str]) -> str:
         tabulate_module.WIDE_CHARS_MODE = wide
 
 
-def markdown(matrix: Matrix, rec: Recommendation, generated_at: str, unknown: Sequence[UnknownGroup] = ()) -> str:
+def markdown(
+    matrix: Matrix,
+    rec: Recommendation,
+    generated_at: str,
+    unknown: Sequence[UnknownGroup] = (),
+    since: Sequence[str] = (),
+) -> str:
     headers, rows = table_rows(matrix, markdown=True)
     machine = matrix.machine
     counts = ", ".join(
@@ -173,6 +182,7 @@ def markdown(matrix: Matrix, rec: Recommendation, generated_at: str, unknown: Se
         "",
         *[md_escape(line) if not line.startswith("- ") else "- " + md_escape(line[2:]) for line in rec.lines],
         "",
+        *(["## Since the last published run", "", *(md_escape(line) for line in since), ""] if since else []),
         "## Matrix",
         "",
         _markdown_table(rows, headers),
@@ -300,13 +310,18 @@ def now_utc() -> str:
 
 
 def write_outputs(
-    results: Path, matrix: Matrix, rec: Recommendation, generated_at: str, unknown: Sequence[UnknownGroup] = ()
+    results: Path,
+    matrix: Matrix,
+    rec: Recommendation,
+    generated_at: str,
+    unknown: Sequence[UnknownGroup] = (),
+    since: Sequence[str] = (),
 ) -> list[Path]:
     """Write every published file under `results/` (stale pin files removed)."""
     results.mkdir(parents=True, exist_ok=True)
     written = [results / "matrix.json", results / "COMPATIBILITY.md"]
     write_json_atomic(written[0], matrix_json(matrix, rec, generated_at, unknown))
-    written[1].write_text(markdown(matrix, rec, generated_at, unknown), encoding="utf-8")
+    written[1].write_text(markdown(matrix, rec, generated_at, unknown, since), encoding="utf-8")
     pin_dir = results / "pins"
     pin_dir.mkdir(exist_ok=True)
     for old in pin_dir.glob("*.txt"):
