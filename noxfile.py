@@ -112,7 +112,7 @@ def report(session: nox.Session) -> None:
 @nox.session(venv_backend="uv")
 def bench(session: nox.Session) -> None:
     """Benchmark a warm rerun of the matrix against its floor, and forked cells against fresh interpreters."""
-    session.install("nox", "uv", "tabulate", "packaging")
+    session.install("nox", "uv", "tabulate", "packaging", "pytest", "pytest-benchmark")
     session.run("python", "benchmarks/bench_matrix.py", "--config", str(CONFIG_PATH), *session.posargs)
 
 

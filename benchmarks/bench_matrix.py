@@ -116,6 +116,21 @@ def naive_matrix(run_dir: Path, plans: dict[str, dict], work: Path) -> float:
     return time.perf_counter() - start
 
 
+def in_process(work: Path) -> list[list[str]]:
+    """The pytest-benchmark figures (collect, and aggregate + render, of 1,000 models x 30 envs)."""
+    report = work / "in-process.json"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "bench", str(ROOT / "tests" / "test_bench_report.py"),
+         f"--benchmark-json={report}"],
+        cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    rows = []
+    for bench in json.loads(report.read_text())["benchmarks"]:
+        what = bench["name"].removeprefix("test_").replace("_", " ")
+        rows.append([f"in process: {what}", f"{bench['stats']['median']:.1f}", "", ""])
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "matrix.toml")
@@ -151,6 +166,8 @@ def main() -> int:
     pip_s = build_pip(work / "pip", pins)
     print("naive matrix (pip envs, fresh interpreter per cell) ...", flush=True)
     naive_s = naive_matrix(run_dir, plans, work)
+    print("in-process benchmarks (pytest-benchmark) ...", flush=True)
+    in_process_rows = in_process(work)
     rows = [
         ["warm rerun of the matrix (nox -s matrix)", f"{warm_s:.1f}", "", f"{warm_s / floor_s:.2f}x floor"],
         ["  floor: one import per env", f"{sum(s for _, s in imports.values()):.1f}", f"{len(imports)} envs", ""],
@@ -166,6 +183,7 @@ def main() -> int:
         [f"env build: uv venv + uv pip install, warm cache ({env_name})", f"{uv_s:.1f}", "", "1.00x"],
         [f"env build: venv + pip install, warm cache ({env_name})", f"{pip_s:.1f}", "", f"{pip_s / uv_s:.2f}x uv"],
         ["naive matrix: pip envs + fresh interpreter per cell", f"{naive_s:.1f}", "", f"{naive_s / warm_s:.2f}x warm"],
+        *in_process_rows,
     ]
     machine = machine_fingerprint()
     table = tabulate(rows, headers=["what", "seconds", "size", "ratio"], tablefmt="github")
