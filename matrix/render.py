@@ -180,9 +180,8 @@ def markdown(
         "",
         "## Recommendation",
         "",
-        *[md_escape(line) if not line.startswith("- ") else "- " + md_escape(line[2:]) for line in rec.lines],
-        "",
-        *(["## Since the last published run", "", *(md_escape(line) for line in since), ""] if since else []),
+        *_md_blocks(rec.lines),
+        *(["## Since the last published run", "", *_md_blocks(since)] if since else []),
         "## Matrix",
         "",
         _markdown_table(rows, headers),
@@ -214,6 +213,17 @@ def markdown(
     if matrix.warnings:
         out += ["", "## Warnings", "", *[f"- {md_escape(one_line(w, 300))}" for w in matrix.warnings]]
     return "\n".join(out) + "\n"
+
+
+def _md_blocks(lines: Sequence[str]) -> list[str]:
+    """Summary lines as Markdown: each plain line its own paragraph, "- " lines one list."""
+    out: list[str] = []
+    for line in lines:
+        item = line.startswith("- ")
+        if out and not (item and out[-1].startswith("- ")):
+            out.append("")
+        out.append("- " + md_escape(line[2:]) if item else md_escape(line))
+    return [*out, ""]
 
 
 def _failure_entry(cell: CellResult, matrix: Matrix) -> list[str]:
