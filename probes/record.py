@@ -10,16 +10,21 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import socket
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from probes.redact import redact, redact_data
 from probes.status import Status
 
 CELL_SCHEMA = 1
 BASE_VARIANT = ""
+# Env, model and shim names become file names: no separators, no leading dot, so no cell
+# (nor a shard merged from another machine) can write outside its run folder.
+SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def cell_stem(model: str, variant: str) -> str:
@@ -55,6 +60,13 @@ class CellResult:
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)
+        for name in (self.env, self.model, *filter(None, self.variant.split("+"))):
+            if not SAFE_PART.match(name):
+                raise ValueError(f"cell name part {name!r} is not a safe file name (letters, digits, '.', '_', '-')")
+        # Model code is third-party: what it says may carry a token (see probes/redact.py).
+        self.reason = redact(self.reason)
+        self.error = redact_data(self.error)
+        self.facts = redact_data(self.facts)
         if self.status is not Status.PASS and not self.reason:
             raise ValueError(
                 f"cell {self.env}/{cell_stem(self.model, self.variant)}: status {self.status.value} needs a reason"
@@ -84,7 +96,9 @@ class CellResult:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file, or the whole new one, never a part."""
+    """Write JSON so that readers see the old file, or the whole new one, never a part;
+    secrets are redacted first (everything this project stores goes through here)."""
+    data = redact_data(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

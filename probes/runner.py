@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from probes.record import CellResult, cell_stem, machine_fingerprint
+from probes.redact import redact_file
 from probes.status import Status
 
 PACKAGES = ("transformers", "torch", "huggingface-hub", "tokenizers", "safetensors", "numpy", "accelerate")
@@ -125,6 +126,7 @@ class Runner:
             outcome = self._spawn_fresh(index, log_path, spec["timeout"])
         else:
             outcome = self._fork(spec, log_path, child_out)
+        redact_file(log_path)  # model code may have printed a token
         partial = _read_child(child_out)
         status, reason = outcome
         if partial is None or status is not None:

@@ -13,10 +13,20 @@ import shutil
 import struct
 from pathlib import Path
 
-FAULTS = ("raise", "segfault", "hang", "exit", "os_exit", "oom", "grandchild", "flood", "bad_bytes", "huge", "none")
+FAULTS = (
+    "raise", "segfault", "hang", "exit", "os_exit", "oom", "grandchild", "flood", "bad_bytes", "huge", "leak", "none"
+)  # fmt: skip
 
 CONFIGURATION = """
+import os
+
 from transformers import PretrainedConfig
+
+# Proof that this file ran (transformers copies it to a folder named after the model's):
+# the trust test checks that untrusted remote code never does.
+if os.environ.get("MATRIX_TEST_IMPORT_MARKERS"):
+    folder = os.path.basename(os.path.dirname(os.path.abspath(__file__)))
+    open(os.path.join(os.environ["MATRIX_TEST_IMPORT_MARKERS"], folder), "w").write("remote code ran")
 
 
 class FaultyConfig(PretrainedConfig):
@@ -77,6 +87,11 @@ class FaultyModel(PreTrainedModel):
             raise ValueError(b"bad bytes \\xff\\xfe end".decode("utf-8", "surrogateescape"))
         if fault == "huge":
             raise RuntimeError("huge " + "y" * (5 * 2**20))
+        if fault == "leak":
+            tokens = [value for name, value in sorted(os.environ.items()) if "TOKEN" in name]
+            print("tokens:", tokens)
+            sys.stderr.write("index https://user:" + tokens[0] + "@example.invalid/simple\\n")
+            raise RuntimeError("request with Authorization: Bearer " + tokens[0] + " failed; tokens=" + repr(tokens))
         if fault == "grandchild":
             child = subprocess.Popen(["sleep", "600"], start_new_session=False)
             with open(self.config.pid_file, "w") as handle:
