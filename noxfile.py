@@ -7,8 +7,10 @@ the config's envs: nox reads the config when it loads this file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import nox
@@ -17,6 +19,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from matrix import config as matrix_config  # noqa: E402
+from matrix.gpus import gpu_for_env, visible_gpus  # noqa: E402
 from matrix.plan import new_run_id  # noqa: E402
 from matrix.run import probe_env  # noqa: E402
 
@@ -32,9 +35,14 @@ except matrix_config.ConfigError as error:
     sys.exit(2)
 
 # One run id for every session of this nox invocation; MATRIX_RUN_ID names a run folder
-# to write into (or to resume).
-RUN_ID_GIVEN = "MATRIX_RUN_ID" in os.environ
-RUN_ID = os.environ.setdefault("MATRIX_RUN_ID", new_run_id())
+# to write into (or to resume). `nox -j N` runs each session in a child nox that loads this
+# file again and inherits our environment: the id we generate is exported, marked as ours,
+# so the children write to the same folder and still know the user gave no id.
+_GENERATED = "MATRIX_RUN_ID_GENERATED"
+RUN_ID_GIVEN = "MATRIX_RUN_ID" in os.environ and os.environ["MATRIX_RUN_ID"] != os.environ.get(_GENERATED)
+if "MATRIX_RUN_ID" not in os.environ:
+    os.environ["MATRIX_RUN_ID"] = os.environ[_GENERATED] = new_run_id()
+RUN_ID = os.environ["MATRIX_RUN_ID"]
 RESULTS = Path(os.environ.get("MATRIX_RESULTS", ROOT / "results"))
 CACHE = Path(os.environ.get("MATRIX_CACHE", ROOT / ".cache"))
 RESUME = "--resume"
@@ -43,8 +51,9 @@ _run_dirs: list[Path] = []
 
 def run_dir(session: nox.Session) -> Path:
     """This invocation's run folder: MATRIX_RUN_ID's when given, else a new one, or with
-    `-- --resume` the newest existing one; finished cells are kept when resuming. Decided
-    once per nox run, so every session of it writes to the same folder."""
+    `-- --resume` the newest existing one; finished cells are kept when resuming. Every
+    session of one nox run gets the same folder, with `-j` too (each child decides alike:
+    the same exported id, and resuming never creates a folder that could become newest)."""
     if not _run_dirs:
         runs = sorted(p for p in (RESULTS / "runs").glob("*") if p.is_dir())
         resume_newest = RESUME in session.posargs and runs and not RUN_ID_GIVEN
@@ -52,22 +61,48 @@ def run_dir(session: nox.Session) -> Path:
     return _run_dirs[0]
 
 
-@nox.session(venv_backend="uv", reuse_venv=True)
+@nox.session(venv_backend="uv", reuse_venv=True, allow_parallel=True)
 @nox.parametrize(
     ("python", "env"),
     [nox.param(env.python, env.name, id=f"env={env.name!r}") for env in CONFIG.envs],
 )
 def probe(session: nox.Session, env: str) -> None:
-    """Build one env with uv (pinned transformers/torch) and probe every model in it."""
+    """Build one env with uv (pinned transformers/torch) and probe every model in it.
+
+    Safe side by side (`nox -j N`): each env has its own venv and env folder, the shared
+    fixture and pypi caches are built aside and renamed into place, and on a host with
+    several GPUs each env gets its own."""
     python = Path(session.virtualenv.location) / "bin" / "python"
-    why_not = probe_env(CONFIG, env, python, run_dir(session), CACHE, resume=RESUME in session.posargs)
+    gpu = gpu_for_env([e.name for e in CONFIG.envs].index(env), visible_gpus())
+    if gpu is not None:
+        session.log(f"env {env}: CUDA_VISIBLE_DEVICES={gpu}")
+    with visible_devices(gpu):
+        why_not = probe_env(CONFIG, env, python, run_dir(session), CACHE, resume=RESUME in session.posargs)
     if why_not:
         session.skip(f"{why_not}; its cells are recorded as env-failed")
 
 
+@contextlib.contextmanager
+def visible_devices(gpu: str | None) -> Iterator[None]:
+    """CUDA_VISIBLE_DEVICES for the env's runner while it probes (the runner inherits our
+    environment); restored after, since sequential sessions share this process."""
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
+
+
 @nox.session(venv_backend="uv", reuse_venv=True, requires=["probe"])
 def matrix(session: nox.Session) -> None:
-    """Probe every env, then render results/ (table, JSON, pins); `-- --resume` finishes an interrupted run."""
+    """Probe every env, then render results/ (`-- --resume`: finish an interrupted run; `-- --merge DIR...`: add shards)
+
+    With --merge, this run and the shards (run folders from other machines) become one new run."""
     if CONFIG.settings.auto_bisect:
         bisect_breaks(session)
     session.install("tabulate", "packaging")
@@ -94,19 +129,14 @@ def bisect_breaks(session: nox.Session) -> None:
 
 @nox.session(venv_backend="uv")
 def report(session: nox.Session) -> None:
-    """Re-render results/ from the newest run's cell files (or `-- RUN_DIR`), without probing."""
+    """Re-render results/ from the newest run (or `-- RUN_DIR`, or `-- --merge DIR...` of shards), without probing.
+
+    --merge first merges the shards (run folders from other machines) into one new run folder."""
     session.install("tabulate", "packaging")
-    run_dir = session.posargs[0] if session.posargs else "newest"
     session.run(
-        "python",
-        "-m",
-        "matrix",
-        "report",
-        run_dir,
-        "--results",
-        str(RESULTS),
+        "python", "-m", "matrix", "report", *session.posargs, "--results", str(RESULTS),
         env={"PYTHONPATH": str(ROOT)},
-    )
+    )  # fmt: skip
 
 
 @nox.session(venv_backend="uv")

@@ -1,7 +1,11 @@
 """`python -m matrix report RUN_DIR`: collect, aggregate, recommend, render.
 
+`report --merge DIR [DIR ...]` first merges the shards below those folders (and RUN_DIR,
+when given) into one new run folder under `<results>/runs` (see matrix/merge.py).
+
 Exit codes: 0 when the report was written (failing cells are data, not errors), 2 when
-the tool could not do its job (no such run folder, no cell files).
+the tool could not do its job (no such run folder, no cell files), 1 with
+--fail-on-regression when something regressed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from matrix.aggregate import aggregate
 from matrix.classify import classify, load_known_breaks
 from matrix.collect import CollectError, collect, collect_bisects, newest_run
 from matrix.compare import judge
+from matrix.merge import MergeError, merge
 from matrix.page import page
 from matrix.recommend import recommend
 from matrix.render import now_utc, terminal, write_outputs
@@ -24,16 +29,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m matrix", description="Render the compatibility matrix.")
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="render results/ from a run folder's cell files")
-    report.add_argument("run_dir", help="a folder under results/runs, or 'newest'")
+    report.add_argument(
+        "run_dir", nargs="?", help="a folder under results/runs, or 'newest' (the default without --merge)"
+    )
+    report.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="merge the shards below these folders (run folders or folders above them) into a new run first",
+    )
     report.add_argument("--results", type=Path, default=Path("results"), help="where to publish (default: results)")
     report.add_argument(
         "--fail-on-regression", action="store_true", help="exit 1 when a cell newly fails or got slower (for CI)"
     )
     args = parser.parse_args(argv)
     try:
-        run_dir = newest_run(args.results) if args.run_dir == "newest" else Path(args.run_dir)
-        run = collect(run_dir)
-    except CollectError as error:
+        run = collect(run_to_render(args.run_dir, args.merge, args.results))
+    except (CollectError, MergeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for warning in run.warnings:
@@ -61,6 +75,19 @@ def main(argv: list[str] | None = None) -> int:
         print("error: regressions since the last published run (--fail-on-regression)", file=sys.stderr)
         return 1
     return 0
+
+
+def run_to_render(run_dir: str | None, merge_dirs: list[Path], results: Path) -> Path:
+    """RUN_DIR, the newest run (`newest`, or nothing given), or a new run merged from the
+    --merge folders and RUN_DIR when both are given (the matrix session adds its fresh run)."""
+    if not merge_dirs:
+        return newest_run(results) if run_dir is None or run_dir == "newest" else Path(run_dir)
+    sources = list(merge_dirs)
+    if run_dir is not None:
+        sources.insert(0, newest_run(results) if run_dir == "newest" else Path(run_dir))
+    merged = merge(sources, results)
+    print(f"Merged the shards of {len(sources)} folder{'s' if len(sources) > 1 else ''} into {merged}")
+    return merged
 
 
 if __name__ == "__main__":

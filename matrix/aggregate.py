@@ -6,6 +6,7 @@ coverage.py builds report rows once), so the three can never disagree.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,37 @@ class Matrix:
     def counts(self) -> Counter[Status]:
         return Counter(cell.status for cell in self.all_cells())
 
+    def not_run(self) -> list[tuple[str, Row]]:
+        """(env, row) of every cell with no result (a partial run, a shard that never came)."""
+        return [(env.name, row) for row in self.rows for env in self.envs if row.cells[env.name] is None]
+
+    def machines(self) -> list[tuple[str, dict[str, Any], list[str]]]:
+        """Each distinct machine the cells ran on: a label (its hostname, numbered when two
+        machines share one), its fingerprint, and the envs it ran cells of (column order)."""
+        found: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        for env in self.envs:
+            for row in self.rows:
+                cell = row.cells[env.name]
+                if cell is None or not cell.machine:
+                    continue
+                fingerprint, envs = found.setdefault(machine_key(cell.machine), (cell.machine, []))
+                if env.name not in envs:
+                    envs.append(env.name)
+        hostnames = Counter(str(fingerprint.get("hostname", "?")) for fingerprint, _ in found.values())
+        seen: Counter[str] = Counter()
+        labelled = []
+        for fingerprint, envs in found.values():
+            hostname = str(fingerprint.get("hostname", "?"))
+            seen[hostname] += 1
+            label = f"{hostname}#{seen[hostname]}" if hostnames[hostname] > 1 else hostname
+            labelled.append((label, fingerprint, envs))
+        return labelled
+
+
+def machine_key(fingerprint: dict[str, Any]) -> str:
+    """Two cells ran on the same machine when their whole fingerprints agree."""
+    return json.dumps(fingerprint, sort_keys=True, default=str)
+
 
 def aggregate(run: Run) -> Matrix:
     """Columns ordered by resolved transformers version (oldest first), rows in plan order."""
@@ -94,10 +126,10 @@ def aggregate(run: Run) -> Matrix:
     columns.sort(key=lambda env: (env.version is None, env.version or Version("0"), env.name))
     by_key = {(cell.model, cell.variant, cell.env): cell for cell in run.cells}
     variants: dict[str, list[str]] = {}
-    for cell in run.cells:
-        variants.setdefault(cell.model, [])
-        if cell.variant not in variants[cell.model]:
-            variants[cell.model].append(cell.variant)
+    for model, variant in [*run.planned, *((cell.model, cell.variant) for cell in run.cells)]:
+        variants.setdefault(model, [])
+        if variant not in variants[model]:
+            variants[model].append(variant)
     rows = [
         Row(model, variant, {env.name: by_key.get((model, variant, env.name)) for env in columns})
         for model in run.model_order

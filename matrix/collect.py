@@ -14,6 +14,10 @@ from typing import Any
 from matrix.plan import ENV_FACTS_FILE, PLAN_FILE
 from probes.record import CellResult
 
+# Written at the top of a run folder made by `report --merge`: where each cell came from and
+# what the merge warned about, so a re-render of the merged run repeats those warnings.
+MERGE_FILE = "_merge.json"
+
 
 class CollectError(Exception):
     """The run folder itself is missing or holds nothing to report."""
@@ -32,6 +36,8 @@ class Run:
     # judging settings, so a report can be re-made from the run folder alone.
     model_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    # (model, variant) of every planned cell, so a cell that never ran still gets its row.
+    planned: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -56,20 +62,26 @@ def collect(run_dir: Path) -> Run:
     warnings: list[str] = []
     model_specs: dict[str, dict[str, Any]] = {}
     settings: dict[str, Any] = {}
+    planned: list[tuple[str, str]] = []
+    merged = read_json(run_dir / MERGE_FILE, warnings)
+    if isinstance(merged, dict):
+        warnings += [str(warning) for warning in merged.get("warnings", [])]
     for env_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
-        facts = _load(env_dir / ENV_FACTS_FILE, warnings)
+        facts = read_json(env_dir / ENV_FACTS_FILE, warnings)
         envs[env_dir.name] = facts if isinstance(facts, dict) else {"name": env_dir.name}
-        plan = _load(env_dir / PLAN_FILE, warnings)
+        plan = read_json(env_dir / PLAN_FILE, warnings)
         if isinstance(plan, dict):
             settings.update(plan.get("settings") or {})
-            for spec in plan.get("cells", []):
+            for spec in plan.get("cells", []) + plan.get("left_out", []):  # left out: decided on the host
                 model_specs.setdefault(spec.get("model"), spec)
                 if spec.get("model") not in model_order:
                     model_order.append(spec.get("model"))
+                if (spec.get("model"), spec.get("variant", "")) not in planned:
+                    planned.append((spec.get("model"), spec.get("variant", "")))
         for path in sorted(env_dir.glob("*.json")):
             if path.name.startswith(("_", ".")):
                 continue
-            data = _load(path, warnings)
+            data = read_json(path, warnings)
             if data is None:
                 continue
             try:
@@ -81,10 +93,11 @@ def collect(run_dir: Path) -> Run:
     for cell in cells:
         if cell.model not in model_order:
             model_order.append(cell.model)
-    return Run(run_dir, envs, cells, model_order, warnings, model_specs, settings)
+    return Run(run_dir, envs, cells, model_order, warnings, model_specs, settings, planned)
 
 
-def _load(path: Path, warnings: list[str]) -> Any:
+def read_json(path: Path, warnings: list[str]) -> Any:
+    """The JSON in `path`; None when it is missing, or damaged (with a warning)."""
     if not path.exists():
         return None
     try:
@@ -99,7 +112,7 @@ def collect_bisects(results: Path) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
     for path in sorted((results / "bisect").glob("*.json")):
-        data = _load(path, warnings)
+        data = read_json(path, warnings)
         if isinstance(data, dict) and data.get("first_bad") and data.get("bound"):
             found[str(data.get("model", path.stem))] = data
     return found

@@ -17,7 +17,7 @@ from typing import Any
 from matrix.aggregate import Matrix
 from matrix.classify import UnknownGroup
 from matrix.recommend import Recommendation
-from matrix.render import cell_text, drift_text
+from matrix.render import cell_text, drift_text, machines_line
 from probes.record import CellResult
 from probes.status import Status
 
@@ -104,7 +104,8 @@ def page(
         for group in unknown
     )
     blob = json.dumps(details, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
-    machine = matrix.machine
+    machines = machines_line(matrix)
+    where = f"{len(matrix.machines())} machines" if machines else str(matrix.machine.get("hostname", "?"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -117,8 +118,9 @@ td[data-key] {{ cursor: pointer; }} td.dim {{ opacity: .25; }} td.none {{ color:
 pre {{ white-space: pre-wrap; background: #f6f6f6; padding: .5rem; max-height: 20rem; overflow: auto; }}
 </style></head><body>
 <h1>Compatibility matrix</h1>
-<p>Run <code>{html.escape(matrix.run_id)}</code> on {html.escape(str(machine.get("hostname", "?")))},
+<p>Run <code>{html.escape(matrix.run_id)}</code> on {html.escape(where)},
 generated {html.escape(generated_at)}.</p>
+{f"<p>{html.escape(machines[:1].upper() + machines[1:])}.</p>" if machines else ""}
 <h2>Recommendation</h2>
 <ul>{_items(rec.lines)}</ul>
 {f"<h2>Since the last published run</h2><ul>{_items(since)}</ul>" if since else ""}
@@ -145,6 +147,15 @@ def _plain(cell: CellResult) -> str:
     return cell_text(cell, markdown=False).replace(cell.status.mark, cell.status.value, 1)
 
 
+def _machine_text(machine: dict[str, Any]) -> str:
+    """Where the cell ran: merged runs mix machines, and timings only compare on one."""
+    if not machine:
+        return ""
+    about = [str(machine.get("platform", "")), f"{machine.get('cpu_count', '?')} CPUs"]
+    about += [f"{machine['memory_gb']} GB" if machine.get("memory_gb") else "", f"Python {machine.get('python', '?')}"]
+    return f"{machine.get('hostname', '?')} ({', '.join(part for part in about if part)})"
+
+
 def _details(cell: CellResult) -> list[tuple[str, str]]:
     """What the details panel shows for one cell, as (label, text) pairs."""
     error = cell.error or {}
@@ -168,6 +179,8 @@ def _details(cell: CellResult) -> list[tuple[str, str]]:
         ("over budget", ", ".join(f"{b['budget']} {b['value']} > {b['limit']}" for b in cell.over_budget)),
         ("drift", (cell.drift or {}).get("detail", "")),
         ("versions", ", ".join(f"{k} {v}" for k, v in sorted(cell.versions.items()))),
+        ("machine", _machine_text(cell.machine)),
+        ("started", cell.started_at),
         ("log", cell.log),
         ("log tail", str(cell.facts.get("log_tail", ""))[-3000:]),
         ("traceback", error.get("traceback", "")[-3000:]),

@@ -86,6 +86,16 @@ def drift_text(matrix: Matrix, model: str, variant: str) -> str:
     return f"differs in {', '.join(differs)} (vs {reference})" if differs else f"same as {reference}"
 
 
+def machines_line(matrix: Matrix) -> str:
+    """For a run merged from several machines, "cells from 2 machines: host-a (tf-4.40), host-b (latest)";
+    else the empty string."""
+    machines = matrix.machines()
+    if len(machines) < 2:
+        return ""
+    where = ", ".join(f"{label} ({', '.join(envs)})" for label, _, envs in machines)
+    return f"cells from {len(machines)} machines: {where}"
+
+
 def table_rows(matrix: Matrix, markdown: bool) -> tuple[list[str], list[list[str]]]:
     headers = ["model", *(env.header for env in matrix.envs), "drift"]
     rows = [
@@ -119,7 +129,9 @@ def terminal(
         table = tabulate(rows, headers=["env", *(s.value for s in shown)], tablefmt="simple")
         table += f"\n\n{len(matrix.rows)} rows: the full table is in COMPATIBILITY.md."
     changes = ["", *since] if since else []
-    return "\n".join([table, *why_cells_fail(matrix, unknown), *changes, "", "Recommendation:", *rec.lines])
+    machines = ["", machines_line(matrix)] if machines_line(matrix) else []
+    lines = [table, *machines, *why_cells_fail(matrix, unknown), *changes, "", "Recommendation:", *rec.lines]
+    return "\n".join(lines)
 
 
 def why_cells_fail(matrix: Matrix, unknown: Sequence[UnknownGroup]) -> list[str]:
@@ -171,13 +183,19 @@ def markdown(
     counts = ", ".join(
         f"{count} {status.value}" for status, count in sorted(matrix.counts().items(), key=lambda i: i[0].value)
     )
+    machines = machines_line(matrix)
+    where = (
+        f"{len(matrix.machines())} machines"
+        if machines
+        else f"{machine.get('hostname', '?')} ({machine.get('platform', '?')}, {machine.get('cpu_count', '?')} CPUs)"
+    )
     out = [
         "# Compatibility matrix",
         "",
-        f"Run `{matrix.run_id}` on {machine.get('hostname', '?')} ({machine.get('platform', '?')}, "
-        f"{machine.get('cpu_count', '?')} CPUs), generated {generated_at} by transformers-matrix {__version__}. "
+        f"Run `{matrix.run_id}` on {where}, generated {generated_at} by transformers-matrix {__version__}. "
         f"{len(matrix.all_cells())} cells: {counts}.",
         "",
+        *([md_escape(machines[0].upper() + machines[1:]) + ".", ""] if machines else []),
         "## Recommendation",
         "",
         *_md_blocks(rec.lines),
@@ -256,6 +274,7 @@ def matrix_json(
             "generated_at": generated_at,
             "run_id": matrix.run_id,
             "machine": matrix.machine,
+            "machines": [{"label": label, "machine": fp, "envs": envs} for label, fp, envs in matrix.machines()],
         },
         "envs": [
             {
@@ -270,6 +289,7 @@ def matrix_json(
         ],
         "models": matrix.models,
         "cells": [_cell_json(cell) for cell in matrix.all_cells()],
+        "not_run": [{"env": env, "model": row.model, "variant": row.variant} for env, row in matrix.not_run()],
         "recommendation": rec.to_dict(),
         "unrecognised_failures": [group.to_dict() for group in unknown],
         "warnings": matrix.warnings,
@@ -294,6 +314,8 @@ def _cell_json(cell: CellResult) -> dict[str, Any]:
         "drift": cell.drift,
         "over_budget": cell.over_budget,
         "log": cell.log,
+        "machine": cell.machine,
+        "started_at": cell.started_at,
     }
 
 

