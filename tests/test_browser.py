@@ -1,0 +1,362 @@
+"""results/index.html in a real headless Chromium (Debian's, driven by playwright).
+
+tests/test_page.py reads the page as text; this reads it as a browser builds it: the DOM,
+the script's filters and details panel, what it fetches, what it logs, and what it paints.
+Playwright's own browser download is never used (its CDN is not reachable from every box).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, ElementHandle, Page, sync_playwright
+
+from matrix.aggregate import aggregate
+from matrix.classify import classify, load_known_breaks
+from matrix.collect import Run
+from matrix.compare import judge
+from matrix.page import page
+from matrix.recommend import recommend
+from probes.record import cell_stem
+from tests.conftest import ROOT, make_cell
+
+PUBLISHED_PAGE = ROOT / "results" / "index.html"
+PUBLISHED_DATA = ROOT / "results" / "matrix.json"
+INSTALL_HINT = "install Debian's chromium: apt-get install chromium; .ci/run does this"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+WHEN = "2026-11-25T12:00:00+00:00"
+
+# Every payload sets the same marker and opens a dialog if it ever runs; an injected <img>
+# would also fetch its src, which the request log catches.
+HOSTILE_MODEL = "evil\"'<script>window.__pwned='model';alert(1)</script><img src=x onerror=\"window.__pwned='img'\">"
+HOSTILE_MESSAGE = (
+    "'GLM' object has no attribute '_extract_past_from_model_output' "
+    "</script><script>window.__pwned='message';alert(2)</script>"
+    "<img src=x onerror=\"window.__pwned='onerror';alert(3)\"> \"double\" 'single' & done"
+)
+HOSTILE_UNKNOWN = "<script>window.__pwned='unknown'</script> \"never\" seen"
+HOSTILE_REASON = "<img src=y onerror=alert(4)> 'q' \"qq\""
+
+
+@dataclass
+class Visit:
+    """One page load: the page, and everything it asked for, logged, threw or popped up."""
+
+    page: Page
+    url: str
+    requests: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def assert_quiet(self) -> None:
+        """Nothing fetched but the file itself, nothing logged as an error, nothing thrown, no dialog."""
+        assert self.requests == [self.url], f"the page fetched more than itself: {self.requests}"
+        assert self.console_errors == [], self.console_errors
+        assert self.page_errors == [], self.page_errors
+        assert self.dialogs == [], self.dialogs
+
+    def cell(self, key: str) -> ElementHandle:
+        """The table cell with this exact data-key (no CSS selector quoting for hostile keys)."""
+        handle = self.page.evaluate_handle(
+            "key => [...document.querySelectorAll('td[data-key]')].find(td => td.dataset.key === key) || null", key
+        ).as_element()
+        assert handle is not None, f"no cell with data-key {key!r}"
+        return handle
+
+    def details(self) -> dict[str, str]:
+        """The details panel as label -> text, in the order shown."""
+        assert self.page.locator("#details").is_visible(), "the details panel is hidden"
+        pairs = self.page.eval_on_selector_all(
+            "#details > div", "rows => rows.map(row => [row.children[0].textContent, row.children[1].textContent])"
+        )
+        return {label.removesuffix(": "): text for label, text in pairs}
+
+    def shown_rows(self) -> list[str]:
+        """data-model of every table row the browser actually displays."""
+        rows = self.page.locator("tbody tr")
+        return [str(row.get_attribute("data-model")) for row in rows.all() if row.is_visible()]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the module (a launch costs about a second)."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail(f"no `chromium` on PATH: {INSTALL_HINT}", pytrace=False)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def visit(browser: Browser, path: Path) -> Visit:
+    """Load a page from disk in a fresh context, letting through only the file itself."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    tab = context.new_page()
+    seen = Visit(tab, path.resolve().as_uri())
+
+    def only_the_file(route: Any) -> None:
+        seen.requests.append(route.request.url)
+        if route.request.url == seen.url:
+            route.continue_()
+        else:
+            route.abort()
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            seen.console_errors.append(message.text)
+
+    def on_dialog(dialog: Any) -> None:
+        seen.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    tab.route("**/*", only_the_file)
+    tab.on("console", on_console)
+    tab.on("pageerror", lambda error: seen.page_errors.append(str(error)))
+    tab.on("dialog", on_dialog)
+    tab.goto(seen.url, wait_until="load")
+    return seen
+
+
+@pytest.fixture
+def published(browser: Browser) -> Iterator[tuple[Visit, dict[str, Any]]]:
+    """The committed page in the browser, with the same run's matrix.json."""
+    seen = visit(browser, PUBLISHED_PAGE)
+    yield seen, json.loads(PUBLISHED_DATA.read_text(encoding="utf-8"))
+    seen.page.context.close()
+
+
+def row_labels(data: dict[str, Any]) -> list[str]:
+    """Table rows of matrix.json: each model, then each of its shim variants."""
+    labels: list[str] = []
+    for model in data["models"]:
+        variants = sorted({cell["variant"] for cell in data["cells"] if cell["model"] == model})
+        labels += [cell_stem(model, variant) for variant in variants]
+    return labels
+
+
+def test_published_page_shows_every_cell_with_its_status_and_fetches_nothing(published):
+    seen, data = published
+    envs = [env["name"] for env in data["envs"]]
+    labels = row_labels(data)
+    assert seen.page.locator("tbody tr").count() == len(labels)
+    assert seen.page.locator("tbody td[data-key], tbody td.none").count() == len(labels) * len(envs)
+    keyed = seen.page.eval_on_selector_all(
+        "tbody td[data-key]",
+        "tds => tds.map(td => [td.dataset.key, td.closest('tr').dataset.model, td.dataset.status])",
+    )
+    shown: dict[tuple[str, str], str] = {}
+    for key, label, status in keyed:
+        assert key.endswith("/" + label), f"cell key {key!r} is not in its row {label!r}"
+        shown[(key.removesuffix("/" + label), label)] = status
+    expected = {(cell["env"], cell_stem(cell["model"], cell["variant"])): cell["status"] for cell in data["cells"]}
+    assert shown == expected
+    assert "fail" in shown.values(), "the published run has no failing cell to show"
+    seen.assert_quiet()
+
+
+def test_recommendation_is_on_top(published):
+    seen, data = published
+    items = seen.page.locator("h2:text-is('Recommendation') + ul > li").all_text_contents()
+    assert items == [line.removeprefix("- ") for line in data["recommendation"]["summary"]]
+    assert seen.page.locator("h2").first.text_content() == "Recommendation"
+    recommendation_box = seen.page.locator("h2:text-is('Recommendation') + ul").bounding_box()
+    table_box = seen.page.locator("table").bounding_box()
+    assert recommendation_box and table_box and recommendation_box["y"] < table_box["y"]
+    seen.assert_quiet()
+
+
+def test_clicking_a_failing_cell_shows_phase_exception_and_fix(published):
+    seen, data = published
+    failing = next(
+        (cell for cell in data["cells"] if cell["status"] == "fail" and cell["diagnosis"] and cell["error"]), None
+    )
+    assert failing is not None, "the published run has no diagnosed failing cell"
+    stem = cell_stem(failing["model"], failing["variant"])
+    assert not seen.page.locator("#details").is_visible()
+    seen.cell(f"{failing['env']}/{stem}").click()
+    panel = seen.details()
+    assert panel["cell"] == f"{stem} on {failing['env']}"
+    assert panel["status"] == "fail"
+    assert panel["phase"] == failing["phase"]
+    assert panel["exception"] == failing["error"]["type"]
+    assert panel["known break"].startswith(failing["diagnosis"]["id"])
+    assert panel["fix"] == "; ".join(failing["diagnosis"]["fixes"])
+    seen.assert_quiet()
+
+
+def test_status_and_model_filters_hide_the_right_rows(published):
+    seen, data = published
+    labels = row_labels(data)
+    statuses = {label: set() for label in labels}
+    for cell in data["cells"]:
+        statuses[cell_stem(cell["model"], cell["variant"])].add(cell["status"])
+    assert seen.shown_rows() == labels
+
+    seen.page.select_option("#status", "fail")
+    failing_rows = [label for label in labels if "fail" in statuses[label]]
+    assert failing_rows and len(failing_rows) < len(labels), "the published run needs failing and clean rows"
+    assert seen.shown_rows() == failing_rows
+    dimmed = seen.page.eval_on_selector_all(
+        "tbody tr td.dim", "tds => tds.filter(td => td.checkVisibility()).map(td => td.dataset.status)"
+    )
+    others_in_shown_rows = [
+        cell["status"]
+        for cell in data["cells"]
+        if cell["status"] != "fail" and cell_stem(cell["model"], cell["variant"]) in failing_rows
+    ]
+    assert sorted(dimmed) == sorted(others_in_shown_rows)  # a shown row's other cells are faded
+
+    seen.page.select_option("#status", "")
+    query = max(data["models"], key=lambda model: sum(label.startswith(model) for label in labels))
+    seen.page.fill("#model", query.upper())  # the filter ignores case
+    by_name = [label for label in labels if query in label]
+    assert seen.shown_rows() == by_name and len(by_name) < len(labels)
+
+    seen.page.select_option("#status", "pass")
+    assert seen.shown_rows() == [label for label in by_name if "pass" in statuses[label]]
+
+    seen.page.fill("#model", "")
+    seen.page.select_option("#status", "")
+    assert seen.shown_rows() == labels
+    seen.assert_quiet()
+
+
+def hostile_page(tmp_path: Path) -> Path:
+    """A page built the way `python -m matrix report` builds one, from cells full of markup."""
+    gen = {"generate_median_s": 0.02}
+    envs = {
+        "tf-4.40": {"packages": {"transformers": "4.40.2", "torch": "2.13.0+cpu"}},
+        "tf-4.50": {"packages": {"transformers": "4.50.3", "torch": "2.13.0+cpu"}},
+    }
+    error = {"type": "AttributeError", "message": HOSTILE_MESSAGE, "traceback": HOSTILE_MESSAGE}
+    hostile = [
+        make_cell("tf-4.40", "evil", "pass", metrics=gen),
+        make_cell("tf-4.50", "evil", "fail", phase="generate", error=error, log=HOSTILE_MODEL + ".log"),
+    ]
+    # CellResult refuses such a name (probes/record.py SAFE_PART); the page must not rely on
+    # that check, so the name is set after construction.
+    for cell in hostile:
+        cell.model = HOSTILE_MODEL
+    cells = hostile + [
+        make_cell("tf-4.40", "plain", "timeout", reason=HOSTILE_REASON),
+        make_cell("tf-4.50", "plain", "fail", phase="load", error={"type": "OSError", "message": HOSTILE_UNKNOWN}),
+    ]
+    run = Run(tmp_path / "runs" / "hostile", envs, cells, [HOSTILE_MODEL, "plain"])
+    matrix = aggregate(run)
+    judge(matrix, run.model_specs, run.settings)
+    unknown = classify(matrix.all_cells(), load_known_breaks())
+    assert unknown, "the OSError cell should stay unrecognised, so its message is listed too"
+    path = tmp_path / "index.html"
+    path.write_text(page(matrix, recommend(matrix), WHEN, unknown, ["- " + HOSTILE_UNKNOWN]), encoding="utf-8")
+    return path
+
+
+def test_hostile_text_shows_literally_and_never_runs(browser, tmp_path):
+    seen = visit(browser, hostile_page(tmp_path))
+    try:
+        tab = seen.page
+        assert tab.locator("tbody th").all_text_contents() == [HOSTILE_MODEL, "plain"]
+        assert tab.locator("tbody tr").first.get_attribute("data-model") == HOSTILE_MODEL
+        assert seen.cell("tf-4.40/plain").text_content() == f"timeout {HOSTILE_REASON}"
+        assert HOSTILE_UNKNOWN in tab.locator("body").inner_text()
+
+        seen.cell(f"tf-4.50/{HOSTILE_MODEL}").click()
+        panel = seen.details()
+        assert panel["cell"] == f"{HOSTILE_MODEL} on tf-4.50"
+        assert panel["message"] == HOSTILE_MESSAGE
+        assert panel["traceback"] == HOSTILE_MESSAGE
+        assert panel["exception"] == "AttributeError" and panel["fix"].startswith("pin transformers")
+
+        assert tab.evaluate("typeof window.__pwned") == "undefined"
+        assert tab.evaluate("document.scripts.length") == 2  # the JSON details and the page's own script
+        assert tab.locator("img").count() == 0
+        seen.assert_quiet()
+    finally:
+        tab.context.close()
+
+
+def test_screenshot_is_painted_with_status_colours(published, tmp_path):
+    seen, _ = published
+    shot = tmp_path / "index.png"
+    seen.page.screenshot(path=str(shot), full_page=True)
+    width, height, pixels = decode_png(shot.read_bytes())
+    colours = Counter(pixels)
+    greenish = sum(n for (r, g, b), n in colours.items() if g - max(r, b) >= 30)
+    reddish = sum(n for (r, g, b), n in colours.items() if r - max(g, b) >= 30)
+    background_share = colours.most_common(1)[0][1] / len(pixels)
+    print(
+        f"\nscreenshot {shot}: {width}x{height}, {shot.stat().st_size} bytes, {len(colours)} distinct colours,"
+        f" {greenish} green-ish and {reddish} red-ish pixels, background {background_share:.0%}"
+    )
+    assert len(colours) >= 16, f"only {len(colours)} colours: a blank page?"
+    assert background_share < 0.98
+    cell_area = 500  # a table cell is thousands of pixels; text anti-aliasing is not
+    assert greenish >= cell_area and reddish >= cell_area, "no passing (green) or failing (red) cell painted"
+    seen.assert_quiet()
+
+
+def decode_png(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
+    """Width, height and RGB pixels of an 8-bit, non-interlaced RGB or RGBA PNG (what Chromium writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    offset, header, compressed = 8, b"", bytearray()
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind, body = data[offset + 4 : offset + 8], data[offset + 8 : offset + 8 + length]
+        offset += 12 + length
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            compressed += body
+    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    channels = {2: 3, 6: 4}.get(colour_type)
+    assert depth == 8 and channels and not interlace, f"unsupported PNG: depth {depth}, type {colour_type}"
+    raw = zlib.decompress(bytes(compressed))
+    stride = width * channels
+    previous = bytearray(stride)
+    pixels: list[tuple[int, int, int]] = []
+    for y in range(height):
+        start = y * (stride + 1)
+        line = unfilter(raw[start], bytearray(raw[start + 1 : start + 1 + stride]), previous, channels)
+        pixels += zip(line[0::channels], line[1::channels], line[2::channels], strict=True)
+        previous = line
+    return width, height, pixels
+
+
+def unfilter(kind: int, line: bytearray, above: bytearray, step: int) -> bytearray:
+    """Undo one scanline's PNG filter (None, Sub, Up, Average, Paeth) in place."""
+    if kind == 0:
+        return line
+    if kind == 2:
+        return bytearray((a + b) & 0xFF for a, b in zip(line, above, strict=True))
+    for i in range(len(line)):
+        left = line[i - step] if i >= step else 0
+        if kind == 1:
+            line[i] = (line[i] + left) & 0xFF
+        elif kind == 3:
+            line[i] = (line[i] + ((left + above[i]) >> 1)) & 0xFF
+        elif kind == 4:
+            upper_left = above[i - step] if i >= step else 0
+            line[i] = (line[i] + paeth(left, above[i], upper_left)) & 0xFF
+        else:
+            raise AssertionError(f"bad PNG filter type {kind}")
+    return line
+
+
+def paeth(left: int, above: int, upper_left: int) -> int:
+    """The PNG Paeth predictor: whichever neighbour is closest to left + above - upper_left."""
+    estimate = left + above - upper_left
+    distances = abs(estimate - left), abs(estimate - above), abs(estimate - upper_left)
+    if distances[0] <= distances[1] and distances[0] <= distances[2]:
+        return left
+    return above if distances[1] <= distances[2] else upper_left
