@@ -45,6 +45,9 @@ def difference(reference: CellResult, cell: CellResult, settings: dict[str, Any]
         if ref != got:
             same = sum(1 for a, b in zip(ref or [], got or [], strict=False) if a == b)
             return f"generated tokens differ from {reference.env} ({same}/{len(ref or [])} equal)"
+        ref_chat, chat = reference.fingerprint.get("chat"), cell.fingerprint.get("chat")
+        if ref_chat and chat and ref_chat != chat:
+            return f"chat reply differs from {reference.env}"
         return SAME
     ref_vectors = (reference.fingerprint.get("embedding") or {}).get("vectors")
     vectors = (cell.fingerprint.get("embedding") or {}).get("vectors")

@@ -24,6 +24,8 @@ from probes.shims import SHIM_NAMES
 TASKS = ("embedding", "causal-lm")
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+# How a chat model is probed after `generate`: its tokenizer's chat template, or its own chat() method.
+CHAT_STYLES = ("template", "method")
 SOURCE_KEYS = ("hub", "path", "fixture", "pypi")
 LATEST = "latest"
 BUDGET_KEYS = ("max_latency_s", "max_memory_mb", "min_similarity_accuracy")
@@ -64,8 +66,9 @@ class ModelSpec:
     shims: tuple[str, ...] = ()
     timeout: float = 300.0
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: str = "auto"
     max_new_tokens: int = 8
+    chat: str | None = None
     similarity_check: bool = False
     memory_limit_mb: int | None = None
     optional: bool = False
@@ -83,6 +86,8 @@ class Settings:
     similarity_threshold: float = 0.5
     regression_latency_pct: float = 25.0
     regression_memory_pct: float = 20.0
+    # A folder of wheels to build every env from, with the package index switched off.
+    wheelhouse: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,7 +214,22 @@ def _parse_settings(table: _Table) -> Settings:
         similarity_threshold=_threshold(table, default.similarity_threshold),
         regression_latency_pct=float(table.positive("regression_latency_pct", default.regression_latency_pct)),
         regression_memory_pct=float(table.positive("regression_memory_pct", default.regression_memory_pct)),
+        wheelhouse=_wheelhouse(table),
     )
+
+
+def _wheelhouse(table: _Table) -> str | None:
+    """The wheelhouse folder, absolute (a relative one starts at the config's folder)."""
+    given = table.get("wheelhouse", str)
+    if given is None:
+        return None
+    base = table.file.resolve().parent
+    folder = (base / given).resolve()
+    if not folder.is_dir():
+        raise table.error("wheelhouse", f"folder {given!r} does not exist (relative paths start at {base})")
+    if not any(folder.glob("*.whl")):
+        raise table.error("wheelhouse", f"folder {given!r} holds no .whl files")
+    return str(folder)
 
 
 def _threshold(table: _Table, default: float) -> float:
@@ -325,6 +345,9 @@ def _parse_model(table: _Table, name: str) -> ModelSpec:
     if len(set(shims)) != len(shims):
         raise table.error("shims", "lists the same shim twice")
     max_new_tokens = table.whole("max_new_tokens", 8) or 8
+    chat = table.choice("chat", CHAT_STYLES, None)
+    if chat is not None and task != "causal-lm":
+        raise table.error("chat", "only applies to task = 'causal-lm'")
     if table.get("similarity_check", bool, False) and task != "embedding":
         raise table.error("similarity_check", "only applies to task = 'embedding'")
     return ModelSpec(
@@ -338,8 +361,9 @@ def _parse_model(table: _Table, name: str) -> ModelSpec:
         shims=shims,
         timeout=float(table.positive("timeout", 300.0)),
         device=table.choice("device", DEVICES, "cpu") or "cpu",
-        dtype=table.choice("dtype", DTYPES, "float32") or "float32",
+        dtype=table.choice("dtype", DTYPES, "auto") or "auto",
         max_new_tokens=max_new_tokens,
+        chat=chat,
         similarity_check=table.get("similarity_check", bool, False),
         memory_limit_mb=table.whole("memory_limit_mb", None),
         optional=table.get("optional", bool, False),
@@ -369,6 +393,7 @@ _KNOWN = {
         "device",
         "dtype",
         "max_new_tokens",
+        "chat",
         "similarity_check",
         "memory_limit_mb",
         "optional",

@@ -29,25 +29,66 @@ def forward(cell: Cell, model: Any, tokenizer: Any, torch: Any) -> None:
     }
 
 
-def generate(cell: Cell, model: Any, tokenizer: Any, torch: Any) -> None:
-    """Greedy generation with the cache, a fixed number of new tokens."""
-    batch = tokenizer(texts.PROMPT, return_tensors="pt")
-    batch = {key: value.to(cell.device) for key, value in batch.items()}
+def _greedy(cell: Cell, tokenizer: Any) -> dict[str, Any]:
+    """Generation arguments that make the output a function of the weights alone."""
     new_tokens = int(cell.spec["max_new_tokens"])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    kwargs = {
+    return {
         "max_new_tokens": new_tokens,
         "min_new_tokens": new_tokens,
         "do_sample": False,
         "use_cache": True,
         "pad_token_id": pad if pad is not None else 0,
     }
+
+
+def generate(cell: Cell, model: Any, tokenizer: Any, torch: Any) -> None:
+    """Greedy generation with the cache, a fixed number of new tokens."""
+    batch = tokenizer(texts.PROMPT, return_tensors="pt")
+    batch = {key: value.to(cell.device) for key, value in batch.items()}
+    kwargs = _greedy(cell, tokenizer)
     output = cell.timed_calls("generate", lambda: model.generate(**batch, **kwargs), torch, repeats=3)
     tokens = output[0, batch["input_ids"].shape[1] :].tolist()
     cell.fingerprint["tokens"] = tokens
     cell.fingerprint["text"] = tokenizer.decode(tokens, skip_special_tokens=True)
     median = cell.metrics["generate_median_s"]
     cell.metrics["tokens_per_s"] = round(len(tokens) / median, 2) if median else 0.0
+
+
+def chat(cell: Cell, model: Any, tokenizer: Any, torch: Any) -> None:
+    """One user turn the way the deployment sends it.
+
+    `chat = "template"`: the tokenizer's own chat template renders the turn (Qwen2-Instruct
+    and most chat models), then greedy generation. `chat = "method"`: the model's own
+    `chat(tokenizer, query, history)` from its remote code (ChatGLM), which builds its
+    prompt and calls generate itself - and breaks on its own when transformers moves.
+    """
+    query = texts.CHAT_QUERY
+    if cell.spec["chat"] == "method":
+        if not callable(getattr(model, "chat", None)):
+            raise CellFailure(f"chat = 'method' but {type(model).__name__} has no chat() method")
+        new_tokens = int(cell.spec["max_new_tokens"])
+
+        def call() -> Any:
+            return model.chat(tokenizer, query, history=[], do_sample=False, max_new_tokens=new_tokens)
+
+        reply = cell.timed_calls("chat", call, torch, repeats=3)
+        response = reply[0] if isinstance(reply, tuple) else reply
+        cell.fingerprint["chat"] = {"text": str(response)}
+        return
+    if not getattr(tokenizer, "chat_template", None):
+        raise CellFailure(f"chat = 'template' but {type(tokenizer).__name__} has no chat template")
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": query}], add_generation_prompt=True, return_tensors="pt"
+    )
+    ids = rendered if torch.is_tensor(rendered) else rendered["input_ids"]  # 5.x returns a BatchEncoding
+    ids = ids.to(cell.device)
+    mask = torch.ones_like(ids)
+    kwargs = _greedy(cell, tokenizer)
+    output = cell.timed_calls("chat", lambda: model.generate(input_ids=ids, attention_mask=mask, **kwargs), torch, 3)
+    tokens = output[0, ids.shape[1] :].tolist()
+    cell.facts["chat_prompt"] = tokenizer.decode(ids[0].tolist())
+    cell.fingerprint["chat"] = {"tokens": tokens, "text": tokenizer.decode(tokens, skip_special_tokens=True)}
 
 
 def embed(cell: Cell, model: Any, tokenizer: Any, torch: Any) -> None:

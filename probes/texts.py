@@ -13,6 +13,9 @@ EMBED_SENTENCES = (
 
 PROMPT = "def fibonacci(n):"
 
+# The user turn of the chat probe (through the tokenizer's chat template or the model's chat()).
+CHAT_QUERY = "Write a Python function that adds two numbers."
+
 # A small labelled set of (text, text, related?) pairs, code and prose, that we wrote. A
 # sound embedding model scores every related pair above every unrelated one; the host turns
 # the scores into an accuracy (related when the cosine is above a threshold) for budgets.
