@@ -74,6 +74,12 @@ class ModelSpec:
     optional: bool = False
     budgets: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def unpinned_remote_code(self) -> bool:
+        """Remote code from the hub without a pinned revision: whatever the repo's main
+        branch holds at run time is executed (a local folder's code is the user's own)."""
+        return self.trust_remote_code and self.source_kind == "hub" and not self.revision
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -101,6 +107,15 @@ class Config:
     envs: tuple[EnvSpec, ...]
     models: tuple[ModelSpec, ...]
     settings: Settings = field(default_factory=Settings)
+
+    def warnings(self) -> list[str]:
+        """Things that are allowed but risky, said on every run (and marked in the table)."""
+        return [
+            f"{self.path.name}: [models.{model.name}] trust_remote_code = true without a pinned `revision`: "
+            "the code that runs is whatever the repo holds today; pin revision to a commit"
+            for model in self.models
+            if model.unpinned_remote_code
+        ]
 
     def env(self, name: str) -> EnvSpec:
         """The env called `name` (a KeyError names the known ones)."""
