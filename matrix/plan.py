@@ -52,9 +52,19 @@ def cells(config: Config, env: str | None = None) -> list[PlannedCell]:
 
 
 def runner_plan(
-    config: Config, env: str, run_dir: Path, locations: dict[str, str], resume: bool = False
+    config: Config,
+    env: str,
+    run_dir: Path,
+    locations: dict[str, str],
+    resume: bool = False,
+    leave_out: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """The JSON the in-env runner reads: one spec per cell, with resolved model locations."""
+    """The JSON the in-env runner reads: one spec per cell, with resolved model locations.
+
+    Cells of the models in `leave_out` (decided on the host, such as a hub id the hub
+    preflight found missing) are not run: their specs go under `left_out`, so the run
+    folder still says what each model was asked to do.
+    """
     models = {m.name: m for m in config.models}
     specs = []
     for cell in cells(config, env):
@@ -84,7 +94,8 @@ def runner_plan(
         "run_dir": str(run_dir),
         "resume": resume,
         "settings": config.settings.to_dict(),
-        "cells": specs,
+        "cells": [spec for spec in specs if spec["model"] not in leave_out],
+        "left_out": [spec for spec in specs if spec["model"] in leave_out],
     }
 
 

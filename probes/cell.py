@@ -23,15 +23,18 @@ REPEATS = 5
 MAX_TEXT = 65536
 
 # Exception class names (anywhere in the __cause__/__context__ chain) that say the model's
-# files could not be had, checked in this order: GatedRepoError subclasses
-# RepositoryNotFoundError, so it must win over it.
+# files could not be had, checked in this order (GatedRepoError subclasses
+# RepositoryNotFoundError, so it must win over it): status, the words for the table, and a
+# detail naming the repo, added where the failing call is known (`_resolve`). The names are
+# the same in huggingface_hub 0.x (transformers 4.x) and 1.x+ (transformers 5.x), and
+# transformers' own OSError carries the hub's error as its __cause__.
 _HUB_ERRORS = (
-    ("GatedRepoError", Status.UNAVAILABLE, "gated repo: set HF_TOKEN to a token with access"),
-    ("RevisionNotFoundError", Status.INVALID_MODEL, "the revision does not exist in this repo"),
-    ("RepositoryNotFoundError", Status.INVALID_MODEL, "no such model id"),
-    ("HFValidationError", Status.INVALID_MODEL, "malformed model id"),
-    ("LocalEntryNotFoundError", Status.UNAVAILABLE, "offline, not cached"),
-    ("OfflineModeIsEnabled", Status.UNAVAILABLE, "offline, not cached"),
+    ("GatedRepoError", Status.UNAVAILABLE, "gated: set HF_TOKEN", "{repo} needs a token with access"),
+    ("RevisionNotFoundError", Status.INVALID_MODEL, "no such revision", "{revision!r} does not exist in {repo}"),
+    ("RepositoryNotFoundError", Status.INVALID_MODEL, "no such model id", "{repo}; private repos need HF_TOKEN"),
+    ("HFValidationError", Status.INVALID_MODEL, "malformed model id", "{repo!r}"),
+    ("LocalEntryNotFoundError", Status.UNAVAILABLE, "offline, not cached", "{repo} is not in the local HF cache"),
+    ("OfflineModeIsEnabled", Status.UNAVAILABLE, "offline, not cached", "{repo} is not in the local HF cache"),
 )
 
 
@@ -41,6 +44,10 @@ class Skip(Exception):
 
 class CellFailure(Exception):
     """A check of ours failed (not an exception from the model's code)."""
+
+
+class HubFetchError(OSError):
+    """A hub id's files could not be had; says which repo and revision, the hub's error is the cause."""
 
 
 class Cell:
@@ -190,15 +197,11 @@ def classify(exc: BaseException, phase: str) -> tuple[Status, str]:
         return Status.OOM, f"out of memory in {phase}"
     if isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc):
         return Status.OOM, f"out of memory in {phase}"
-    names = set()
-    seen: BaseException | None = exc
-    while seen is not None and len(names) < 20:
-        names.update(cls.__name__ for cls in type(seen).__mro__)
-        seen = seen.__cause__ or seen.__context__
     if phase in ("resolve", "config", "tokenizer", "load"):
-        for name, status, reason in _HUB_ERRORS:
-            if name in names:
-                return status, reason
+        known = _hub_error(exc)
+        if known is not None:
+            status, reason, _ = known
+            return status, _message(exc) if isinstance(exc, HubFetchError) else reason
     first_line = (_message(exc).strip().splitlines() or [""])[0][:200]
     return Status.FAIL, f"{type(exc).__name__} in {phase}: {first_line}"
 
@@ -214,7 +217,30 @@ def _resolve(spec: dict[str, Any]) -> str:
         return location
     from huggingface_hub import snapshot_download
 
-    return snapshot_download(spec["location"], revision=spec.get("revision"))
+    repo, revision = spec["location"], spec.get("revision")
+    try:
+        return snapshot_download(repo, revision=revision)
+    except Exception as exc:
+        known = _hub_error(exc)
+        if known is None:
+            raise
+        _, reason, detail = known
+        raise HubFetchError(f"{reason} ({detail.format(repo=repo, revision=revision or 'main')})") from exc
+
+
+def _hub_error(exc: BaseException) -> tuple[Status, str, str] | None:
+    """The `_HUB_ERRORS` row for the first hub error class found in the exception's chain."""
+    names = set()
+    seen: BaseException | None = exc
+    for _ in range(20):
+        if seen is None:
+            break
+        names.update(cls.__name__ for cls in type(seen).__mro__)
+        seen = seen.__cause__ or seen.__context__
+    for name, status, reason, detail in _HUB_ERRORS:
+        if name in names:
+            return status, reason, detail
+    return None
 
 
 def _pick_device(spec: dict[str, Any], torch: Any) -> tuple[str, Any]:
