@@ -43,6 +43,13 @@ def installer_env() -> dict[str, str]:
     return extra
 
 
+def wheelhouse_env(wheelhouse: Path) -> dict[str, str]:
+    """uv settings for an air-gapped host: every package from a local folder of wheels, no
+    index, no network (uv reads these variables in every call: nox's venvs and installs as
+    well as ours)."""
+    return {"UV_FIND_LINKS": str(wheelhouse), "UV_NO_INDEX": "1", "UV_OFFLINE": "1"}
+
+
 def probe_env(
     config: Config, env_name: str, python: Path, run_dir: Path, cache_root: Path, resume: bool = False
 ) -> str | None:

@@ -15,7 +15,7 @@ import traceback
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from probes import texts
+from probes import device, texts
 from probes.shims import shims_of
 from probes.status import Status
 
@@ -38,10 +38,6 @@ _HUB_ERRORS = (
 )
 
 
-class Skip(Exception):
-    """The cell cannot run on this host (for example it needs a GPU); not a failure."""
-
-
 class CellFailure(Exception):
     """A check of ours failed (not an exception from the model's code)."""
 
@@ -61,12 +57,18 @@ class Cell:
         self.fingerprint: dict[str, Any] = {}
         self.facts: dict[str, Any] = {}
         self.device = "cpu"
+        self.cuda_baseline = 0
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
+        """Time a phase; on a GPU, wait for its queued kernels so the time is the phase's own."""
         self.phase = phase
         start = time.perf_counter()
         yield
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
         self.timings[f"{phase}_s"] = round(time.perf_counter() - start, 6)
 
     def run(self) -> dict[str, Any]:
@@ -74,7 +76,7 @@ class Cell:
         rss_start = _reset_peak_rss()
         try:
             self._run_phases()
-        except Skip as exc:
+        except device.NoGPU as exc:
             return self._result(Status.SKIPPED, str(exc), rss_start)
         except BaseException as exc:  # model code may raise anything, SystemExit included
             if isinstance(exc, KeyboardInterrupt):
@@ -107,13 +109,19 @@ class Cell:
 
     def _run_phases(self) -> None:
         spec = self.spec
-        with self.timed("resolve"):
-            location = _resolve(spec)
         import torch
         import transformers
 
+        # Before resolving: a model that needs a GPU is skipped on a CPU host without
+        # downloading its weights.
+        self.device, dtype = device.choose(spec["device"], spec["dtype"], torch)
+        if self.device == "cuda":
+            self.cuda_baseline = device.start_memory(torch)
+            self.facts["gpu"] = device.gpu_facts(torch)
+        self.facts["dtype"] = str(dtype).replace("torch.", "")
+        with self.timed("resolve"):
+            location = _resolve(spec)
         torch.manual_seed(0)
-        self.device, dtype = _pick_device(spec, torch)
         common: dict[str, Any] = {"trust_remote_code": spec["trust_remote_code"]}
         if spec["source_kind"] == "hub" and spec.get("revision"):
             common["revision"] = spec["revision"]
@@ -146,6 +154,9 @@ class Cell:
             if spec["task"] == "causal-lm":
                 with self.timed("generate"):
                     tasks.generate(self, model, tokenizer, torch)
+                if spec.get("chat"):
+                    with self.timed("chat"):
+                        tasks.chat(self, model, tokenizer, torch)
             else:
                 with self.timed("embed"):
                     tasks.embed(self, model, tokenizer, torch)
@@ -171,8 +182,7 @@ class Cell:
             return
         import torch
 
-        self.metrics["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        self.facts["gpu"] = torch.cuda.get_device_name()
+        self.metrics.update(device.memory_metrics(torch, self.cuda_baseline))
 
 
 def clean_text(text: str, limit: int = MAX_TEXT) -> str:
@@ -241,17 +251,6 @@ def _hub_error(exc: BaseException) -> tuple[Status, str, str] | None:
         if name in names:
             return status, reason, detail
     return None
-
-
-def _pick_device(spec: dict[str, Any], torch: Any) -> tuple[str, Any]:
-    has_cuda = torch.cuda.is_available()
-    if spec["device"] == "cuda" and not has_cuda:
-        raise Skip("needs a GPU (device = 'cuda') and this host has none")
-    device = "cuda" if has_cuda and spec["device"] in ("cuda", "auto") else "cpu"
-    if spec["dtype"] == "auto":
-        bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
-        return device, torch.bfloat16 if bf16 else torch.float32
-    return device, getattr(torch, spec["dtype"])
 
 
 def _round_trip(tokenizer: Any) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, List
+from typing import Any, List, Mapping
 
 MARK = "[REDACTED]"
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH", re.I)
@@ -27,10 +27,10 @@ PATTERNS = (
 )
 
 
-def secret_values(environ: "Dict[str, str] | None" = None) -> List[str]:
+def secret_values(environ: "Mapping[str, str] | None" = None) -> List[str]:
     """Values of secret-looking variables, longest first (so no part of one survives)."""
-    environ = os.environ if environ is None else environ
-    values = {value for name, value in environ.items() if SECRET_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH}
+    source = os.environ if environ is None else environ
+    values = {value for name, value in source.items() if SECRET_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH}
     return sorted(values, key=len, reverse=True)
 
 

@@ -70,7 +70,7 @@ def test_an_env_builds_from_the_wheelhouse_with_the_index_off(wheelhouse, empty_
     assert versions.ok and versions.output.split() == ["4.40.2", "2.13.0+cpu"], versions.output
 
 
-def test_a_package_missing_from_the_wheelhouse_fails_the_env_with_uvs_words(wheelhouse, empty_uv_cache, tmp_path, monkeypatch):
+def test_a_package_missing_from_the_wheelhouse_fails_the_env(wheelhouse, empty_uv_cache, tmp_path, monkeypatch):
     offline(monkeypatch, wheelhouse, empty_uv_cache)
     python = new_venv(tmp_path / "venv")
     built = install_env(python, EnvSpec(name="air", transformers="==4.50.3", torch="==2.13.0"))
