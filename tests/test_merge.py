@@ -135,6 +135,8 @@ def test_the_merged_run_rerenders_with_report_newest(shards, tmp_path, capsys):
     assert again["meta"]["run_id"] == first["meta"]["run_id"] == merged_run(results).name
     assert again["cells"] == first["cells"]
     assert "cells from 2 machines" in out and "warning: duplicate cell tf-4.40/qwen" in err
+    assert main(["report", "--results", str(results)]) == 0, "no RUN_DIR and no --merge: the newest run"
+    assert json.loads((results / "matrix.json").read_text())["meta"]["run_id"] == first["meta"]["run_id"]
 
 
 def test_a_tie_goes_to_the_later_merge_folder(tmp_path, capsys):
@@ -242,3 +244,37 @@ def test_a_run_missing_a_whole_env_still_renders(tmp_path, capsys):
     data = json.loads((results / "matrix.json").read_text())
     assert [env["name"] for env in data["envs"]] == ["tf-4.40"]
     assert "Pin tf-4.40 (transformers 4.40.2): it runs 1/2 models: qwen." in capsys.readouterr().out
+
+
+@pytest.mark.e2e
+def test_two_real_probe_shards_merge_as_the_workflow_does(tmp_path):
+    """Two probe sessions, each into its own artifact folder under one run id, then the merge job."""
+    from tests.test_parallel import SMALL, nox, statuses
+
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    for env in ("tf-4.40", "tf-4.50"):
+        shard = tmp_path / "shards" / f"probe-{env}"
+        done, _ = nox(
+            tmp_path, config, "-s", f"probe(env='{env}')", results=shard, MATRIX_RUN_ID="20261125T120000Z-ci00"
+        )
+        assert done.returncode == 0, done.stdout[-3000:]
+    results = tmp_path / "results"
+    merge_args = ["-s", "report", "--", "--merge", str(tmp_path / "shards"), "--fail-on-regression"]
+    done, _ = nox(tmp_path, config, *merge_args, results=results)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert statuses(results) == {("tf-4.40", "qwen2-tiny", ""): "pass", ("tf-4.50", "qwen2-tiny", ""): "pass"}
+    run = merged_run(results)
+    assert sorted(str(p.relative_to(run)) for p in run.glob("*/*")) == [
+        "tf-4.40/_env.json",
+        "tf-4.40/_plan.json",
+        "tf-4.40/qwen2-tiny.json",
+        "tf-4.40/qwen2-tiny.log",
+        "tf-4.50/_env.json",
+        "tf-4.50/_plan.json",
+        "tf-4.50/qwen2-tiny.json",
+        "tf-4.50/qwen2-tiny.log",
+    ]
+    data = json.loads((results / "matrix.json").read_text())
+    assert [env["transformers"][:4] for env in data["envs"]] == ["4.40", "4.50"]
+    assert len(data["meta"]["machines"]) == 1 and "machines:" not in done.stdout, "both shards came from this host"

