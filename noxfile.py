@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 from matrix import config as matrix_config  # noqa: E402
 from matrix.gpus import gpu_for_env, visible_gpus  # noqa: E402
 from matrix.plan import new_run_id  # noqa: E402
-from matrix.run import probe_env  # noqa: E402
+from matrix.run import probe_env, wheelhouse_env  # noqa: E402
+from probes.record import SAFE_PART  # noqa: E402
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv"
@@ -33,6 +34,10 @@ try:
 except matrix_config.ConfigError as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
+for warning in CONFIG.warnings():
+    print(f"warning: {warning}", file=sys.stderr)
+if CONFIG.settings.wheelhouse:  # air-gapped: nox's own venvs and installs come from it too
+    os.environ.update(wheelhouse_env(Path(CONFIG.settings.wheelhouse)))
 
 # One run id for every session of this nox invocation; MATRIX_RUN_ID names a run folder
 # to write into (or to resume). `nox -j N` runs each session in a child nox that loads this
@@ -43,6 +48,9 @@ RUN_ID_GIVEN = "MATRIX_RUN_ID" in os.environ and os.environ["MATRIX_RUN_ID"] != 
 if "MATRIX_RUN_ID" not in os.environ:
     os.environ["MATRIX_RUN_ID"] = os.environ[_GENERATED] = new_run_id()
 RUN_ID = os.environ["MATRIX_RUN_ID"]
+if not SAFE_PART.match(RUN_ID):  # it names a folder under results/runs: no separators, no leading dot
+    print(f"error: MATRIX_RUN_ID {RUN_ID!r} is not a folder name (letters, digits, '.', '_', '-')", file=sys.stderr)
+    sys.exit(2)
 RESULTS = Path(os.environ.get("MATRIX_RESULTS", ROOT / "results"))
 CACHE = Path(os.environ.get("MATRIX_CACHE", ROOT / ".cache"))
 RESUME = "--resume"

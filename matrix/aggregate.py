@@ -18,6 +18,9 @@ from probes.record import CellResult, cell_stem
 from probes.status import Status
 
 
+UNPINNED_MARK = "⚠ unpinned remote code"
+
+
 @dataclass(frozen=True)
 class EnvColumn:
     """One env as the table shows it: its name and what it resolved to."""
@@ -64,6 +67,12 @@ class Matrix:
     models: list[str]
     machine: dict[str, Any]
     warnings: list[str]
+    # Models whose remote code comes from the hub without a pinned revision (marked in tables).
+    unpinned: frozenset[str] = frozenset()
+
+    def label(self, row: Row) -> str:
+        """The row's name as tables show it, with the unpinned-remote-code mark."""
+        return f"{row.label} {UNPINNED_MARK}" if row.model in self.unpinned and not row.variant else row.label
 
     def row(self, model: str, variant: str = "") -> Row:
         return next(row for row in self.rows if row.model == model and row.variant == variant)
@@ -136,7 +145,13 @@ def aggregate(run: Run) -> Matrix:
         for variant in sorted(variants.get(model, []))
     ]
     machine = next((cell.machine for cell in run.cells if cell.machine), {})
-    return Matrix(run.run_id, columns, rows, list(run.model_order), machine, list(run.warnings))
+    unpinned = [m for m in run.model_order if (run.model_specs.get(m) or {}).get("unpinned_remote_code")]
+    warnings = list(run.warnings) + [
+        f"{model}: trust_remote_code = true without a pinned revision: the code that ran is whatever the repo "
+        "held at run time; pin `revision` to a commit"
+        for model in unpinned
+    ]
+    return Matrix(run.run_id, columns, rows, list(run.model_order), machine, warnings, frozenset(unpinned))
 
 
 def _column(name: str, run: Run) -> EnvColumn:

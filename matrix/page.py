@@ -96,7 +96,8 @@ def page(
             )
         drift = html.escape(drift_text(matrix, row.model, row.variant))
         label = html.escape(row.label)
-        body.append(f'<tr data-model="{label}"><th>{label}</th>{"".join(tds)}<td>{drift}</td></tr>')
+        shown = html.escape(matrix.label(row))
+        body.append(f'<tr data-model="{label}"><th>{shown}</th>{"".join(tds)}<td>{drift}</td></tr>')
     options = "".join(f'<option value="{s.value}">{s.value}</option>' for s in Status)
     unknown_items = "".join(
         f"<li><code>{html.escape(group.exception)}</code> in {html.escape(group.phase)}: "

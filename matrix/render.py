@@ -100,7 +100,7 @@ def table_rows(matrix: Matrix, markdown: bool) -> tuple[list[str], list[list[str
     headers = ["model", *(env.header for env in matrix.envs), "drift"]
     rows = [
         [
-            row.label,
+            matrix.label(row),
             *(cell_text(row.cells[env.name], markdown) for env in matrix.envs),
             drift_text(matrix, row.model, row.variant),
         ]

@@ -7,6 +7,7 @@ one prints every token it can see and raises with them in its message; one is no
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -14,10 +15,15 @@ from pathlib import Path
 import pytest
 
 from matrix import proc
+from matrix.aggregate import UNPINNED_MARK, aggregate
+from matrix.collect import Run
+from matrix.page import page
+from matrix.recommend import recommend
+from matrix.render import markdown, terminal
 from matrix.run import ensure_fixtures
 from probes.record import CellResult
 from probes.redact import MARK, redact
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_cell
 from tests.fault_models import write_faulty_model
 
 pytestmark = pytest.mark.e2e
@@ -114,3 +120,25 @@ def test_token_shapes_are_redacted_whatever_their_origin():
 def test_cell_names_cannot_leave_the_run_folder(name):
     with pytest.raises(ValueError, match="not a safe file name"):
         CellResult(env=name or "x", model="m" if name else "", variant="", status="pass")
+
+
+def test_unpinned_remote_code_is_marked_in_every_table_and_warned_about():
+    cells = [make_cell("tf-4.40", "glm", "pass"), make_cell("tf-4.40", "qwen", "pass")]
+    specs = {"glm": {"unpinned_remote_code": True}, "qwen": {"unpinned_remote_code": False}}
+    matrix = aggregate(Run(Path("runs/r1"), {}, cells, ["glm", "qwen"], model_specs=specs))
+    rec = recommend(matrix)
+    assert [matrix.label(row) for row in matrix.rows] == [f"glm {UNPINNED_MARK}", "qwen"]
+    assert f"| glm {UNPINNED_MARK} |" in markdown(matrix, rec, "now")
+    assert f"glm {UNPINNED_MARK}" in terminal(matrix, rec)
+    assert f"<th>glm {UNPINNED_MARK}</th>" in page(matrix, rec, "now")
+    (warning,) = matrix.warnings
+    assert warning.startswith("glm: trust_remote_code = true without a pinned revision")
+
+
+def test_a_run_id_cannot_name_a_folder_outside_results():
+    done = proc.run(
+        [sys.executable, "-m", "nox", "-l", "-f", ROOT / "noxfile.py"],
+        env={**os.environ, "MATRIX_RUN_ID": "../../outside"},
+    )
+    assert done.returncode == 2
+    assert "error: MATRIX_RUN_ID '../../outside' is not a folder name" in done.output
