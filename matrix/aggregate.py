@@ -17,7 +17,6 @@ from matrix.collect import Run
 from probes.record import CellResult, cell_stem
 from probes.status import Status
 
-
 UNPINNED_MARK = "⚠ unpinned remote code"
 
 

@@ -26,6 +26,22 @@ fixture = "qwen2-tiny"
 task = "causal-lm"
 """
 
+# Two envs, one model: the smallest matrix that still has shards to merge and sessions to
+# run side by side (tests/test_parallel.py, test_merge.py, test_workflow.py).
+TWO_ENVS_ONE_MODEL = """
+[envs."tf-4.40"]
+transformers = "4.40.*"
+torch = "==2.13.0"
+
+[envs."tf-4.50"]
+transformers = "4.50.*"
+torch = "==2.13.0"
+
+[models.qwen2-tiny]
+fixture = "qwen2-tiny"
+task = "causal-lm"
+"""
+
 
 @pytest.fixture
 def write_config(tmp_path: Path):

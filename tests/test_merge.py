@@ -17,7 +17,7 @@ from matrix.plan import ENV_FACTS_FILE, PLAN_FILE
 from matrix.recommend import recommend
 from matrix.render import markdown, matrix_json, terminal
 from probes.record import write_json_atomic
-from tests.conftest import make_cell
+from tests.conftest import TWO_ENVS_ONE_MODEL, make_cell
 from tests.test_render import WHEN
 
 HOST_A = {"hostname": "host-a", "platform": "Linux-x86_64", "cpu_count": 2, "memory_gb": 7.8, "python": "3.11.7"}
@@ -249,10 +249,10 @@ def test_a_run_missing_a_whole_env_still_renders(tmp_path, capsys):
 @pytest.mark.e2e
 def test_two_real_probe_shards_merge_as_the_workflow_does(tmp_path):
     """Two probe sessions, each into its own artifact folder under one run id, then the merge job."""
-    from tests.test_parallel import SMALL, nox, statuses
+    from tests.test_parallel import nox, statuses
 
     config = tmp_path / "small.toml"
-    config.write_text(SMALL)
+    config.write_text(TWO_ENVS_ONE_MODEL)
     for env in ("tf-4.40", "tf-4.50"):
         shard = tmp_path / "shards" / f"probe-{env}"
         done, _ = nox(

@@ -18,21 +18,7 @@ import pytest
 from matrix.config import ModelSpec
 from matrix.gpus import gpu_for_env, gpus_from_listing, visible_gpus
 from matrix.run import ensure_pypi_model
-from tests.conftest import ROOT
-
-SMALL = """
-[envs."tf-4.40"]
-transformers = "4.40.*"
-torch = "==2.13.0"
-
-[envs."tf-4.50"]
-transformers = "4.50.*"
-torch = "==2.13.0"
-
-[models.qwen2-tiny]
-fixture = "qwen2-tiny"
-task = "causal-lm"
-"""
+from tests.conftest import ROOT, TWO_ENVS_ONE_MODEL
 
 LISTING = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0f3c2a8e-1111-2222-3333-444455556666)
 GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-9a8b7c6d-1111-2222-3333-444455556666)
@@ -164,7 +150,7 @@ def statuses(results: Path) -> dict[tuple[str, str, str], str]:
 @pytest.mark.e2e
 def test_parallel_matrix_matches_a_sequential_run(tmp_path):
     config = tmp_path / "small.toml"
-    config.write_text(SMALL)
+    config.write_text(TWO_ENVS_ONE_MODEL)
     sequential, sequential_s = nox(tmp_path, config, "-s", "matrix", results=tmp_path / "sequential")
     assert sequential.returncode == 0, sequential.stdout[-3000:]
     parallel, parallel_s = nox(

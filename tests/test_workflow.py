@@ -24,26 +24,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TWO_ENVS_ONE_MODEL
 
 WORKFLOW = ROOT / ".github" / "workflows" / "compat-matrix.yml"
 BIN = Path(sys.executable).parent
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 FULL_SHA_PIN = re.compile(r"^\s*-?\s*uses:\s*[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+\s*$")
-
-SMALL_CONFIG = """
-[envs."tf-4.40"]
-transformers = "4.40.*"
-torch = "==2.13.0"
-
-[envs."tf-4.50"]
-transformers = "4.50.*"
-torch = "==2.13.0"
-
-[models.qwen2-tiny]
-fixture = "qwen2-tiny"
-task = "causal-lm"
-"""
 
 
 def load_workflow(path: Path = WORKFLOW) -> dict[str, Any]:
@@ -233,7 +219,7 @@ def copy_project(target: Path, repository: bool = False) -> Path:
         if source.is_file() and not name.startswith("results/"):
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target / name)
-    (target / "matrix.toml").write_text(SMALL_CONFIG, encoding="utf-8")
+    (target / "matrix.toml").write_text(TWO_ENVS_ONE_MODEL, encoding="utf-8")
     if repository:
         for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "before the first scheduled run"]):
             git(target, *command)
