@@ -72,6 +72,7 @@ def collect(run_dir: Path) -> Run:
         plan = read_json(env_dir / PLAN_FILE, warnings)
         if isinstance(plan, dict):
             settings.update(plan.get("settings") or {})
+            model_order += [name for name in plan.get("models", []) if name not in model_order]
             for spec in plan.get("cells", []) + plan.get("left_out", []):  # left out: decided on the host
                 model_specs.setdefault(spec.get("model"), spec)
                 if spec.get("model") not in model_order:

@@ -96,6 +96,7 @@ def runner_plan(
         "run_dir": str(run_dir),
         "resume": resume,
         "settings": config.settings.to_dict(),
+        "models": [model.name for model in config.models],  # the table's row order
         "cells": [spec for spec in specs if spec["model"] not in leave_out],
         "left_out": [spec for spec in specs if spec["model"] in leave_out],
     }

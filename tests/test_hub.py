@@ -23,9 +23,9 @@ from matrix.collect import collect
 from matrix.config import EnvSpec, ModelSpec, load
 from matrix.plan import runner_plan
 from matrix.run import HUB_FILE, install_env, probe_env, probe_env_vars
-from probes.record import CellResult
+from probes.record import CellResult, write_json_atomic
 from probes.status import Status
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_cell
 from tests.hub_server import FakeHub, FakeRepo, git_blob_id, running
 
 QWEN = "Qwen/Qwen2-7B"
@@ -418,3 +418,14 @@ def test_probe_env_with_the_hub_unreachable(tf440_python, tmp_path, monkeypatch)
     assert cell.reason.startswith("offline, not cached (Acme/absent is not in the HF cache ")
     assert probe_env_vars(config, hub_offline=True)["HF_HUB_OFFLINE"] == "1"
     assert "HF_HUB_OFFLINE" not in probe_env_vars(config, hub_offline=False)
+
+
+def test_rows_keep_the_config_order_when_the_preflight_decides_a_model(tmp_path):
+    config = load(hub_config(tmp_path, {"first": ("Acme/absent", None), "second": ("Qwen/Qwen2-7B", None)}))
+    run_dir = tmp_path / "runs" / "r3"
+    locations = {m.name: m.source for m in config.models}
+    plan = runner_plan(config, "e", run_dir, locations, leave_out=frozenset({"first"}))
+    write_json_atomic(run_dir / "e" / "_plan.json", plan)
+    make_cell("e", "second", "pass").write(run_dir)
+    make_cell("e", "first", "invalid-model", phase="preflight").write(run_dir)
+    assert collect(run_dir).model_order == ["first", "second"]
