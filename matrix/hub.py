@@ -139,11 +139,12 @@ def preflight(
 ) -> Preflight:
     """Ask the hub about every hub model of `models` (others are ignored).
 
-    `endpoint` defaults to HF_ENDPOINT, else https://huggingface.co; `token` to HF_TOKEN.
+    `endpoint` defaults to HF_ENDPOINT, else https://huggingface.co; `token` to the one the
+    probes' hub client will use (`client_token`).
     """
     hub_models = [m for m in models if m.source_kind == "hub"]
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-    token = token if token is not None else os.environ.get("HF_TOKEN") or None
+    token = token if token is not None else client_token()
     client = _Client(endpoint, token, timeout)
     start = time.perf_counter()
     why_offline = ""
@@ -168,15 +169,32 @@ def preflight(
     )
 
 
+def client_token() -> str | None:
+    """The token huggingface_hub uses: HF_TOKEN, else the file `hf auth login` saved
+    (HF_TOKEN_PATH, else HF_HOME/token, else ~/.cache/huggingface/token), so that a logged-in
+    user's gated models are not reported as gated."""
+    if os.environ.get("HF_TOKEN"):
+        return os.environ["HF_TOKEN"].strip() or None
+    path = Path(os.environ.get("HF_TOKEN_PATH") or hf_home() / "token").expanduser()
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def hf_home() -> Path:
+    """HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface."""
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "huggingface"
+
+
 def hub_cache_dir() -> Path:
     """Where the hub clients keep downloads: HF_HUB_CACHE, else HF_HOME/hub, else
     $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub."""
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
-    return cache / "huggingface" / "hub"
+    return hf_home() / "hub"
 
 
 def cached_snapshot(repo: str, revision: str | None, cache_dir: Path) -> Path | None:

@@ -429,3 +429,14 @@ def test_rows_keep_the_config_order_when_the_preflight_decides_a_model(tmp_path)
     make_cell("e", "second", "pass").write(run_dir)
     make_cell("e", "first", "invalid-model", phase="preflight").write(run_dir)
     assert collect(run_dir).model_order == ["first", "second"]
+
+
+def test_a_logged_in_users_saved_token_counts_like_hf_token(fake_hub, monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    (tmp_path / "token").write_text(GRANTED_TOKEN + "\n")
+    found = hub.preflight([hub_model("gated", GATED)], endpoint=fake_hub.url)
+    assert found.token_given and found.verdicts[0].kind == hub.OK
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "elsewhere"))
+    assert hub.preflight([hub_model("gated", GATED)], endpoint=fake_hub.url).verdicts[0].kind == hub.GATED
