@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -41,6 +42,18 @@ torch = "==2.13.0"
 fixture = "qwen2-tiny"
 task = "causal-lm"
 """
+
+
+def nox_list(**env: str) -> subprocess.CompletedProcess[str]:
+    """`nox -l` on our noxfile, with only PATH and `env` in the environment (what a user's
+    shell could set): how config and run-id mistakes reach a user."""
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "-l", "-f", str(ROOT / "noxfile.py")],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture

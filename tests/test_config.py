@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from matrix.config import LATEST, ConfigError, load
-from tests.conftest import GOOD_CONFIG, ROOT
+from tests.conftest import GOOD_CONFIG, ROOT, nox_list
 
 ENV = '[envs.a]\ntransformers = "4.40.*"\n'
 MODEL = '[models.m]\nfixture = "qwen2-tiny"\ntask = "causal-lm"\n'
@@ -196,13 +193,7 @@ def test_shipped_default_config_is_valid():
 
 def test_nox_reports_a_bad_config_in_one_line_with_exit_code_2(write_config):
     path = write_config('[envs.a]\ntransformers = "4.x"\n' + MODEL)
-    done = subprocess.run(
-        [sys.executable, "-m", "nox", "-l", "-f", str(ROOT / "noxfile.py")],
-        env={"MATRIX_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = nox_list(MATRIX_CONFIG=str(path))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("error: matrix.toml: [envs.a] transformers: '4.x'")

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from matrix.config import ConfigError, load
-from tests.conftest import ROOT
+from tests.conftest import nox_list
 
 BAD = Path(__file__).resolve().parent / "configs" / "bad"
 CASES = sorted(BAD.glob("*.toml"))
@@ -91,13 +89,7 @@ def test_corpus_holds_the_files_text_editors_get_wrong():
 
 @pytest.mark.parametrize("case", corpus_params(CLI_SAMPLE))
 def test_nox_reports_the_bad_config_in_one_line_with_exit_code_2(case):
-    done = subprocess.run(
-        [sys.executable, "-m", "nox", "-l", "-f", str(ROOT / "noxfile.py")],
-        env={"MATRIX_CONFIG": str(case), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = nox_list(MATRIX_CONFIG=str(case))
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1] == f"error: {expected_message(case)}"

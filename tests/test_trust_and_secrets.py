@@ -7,7 +7,6 @@ one prints every token it can see and raises with them in its message; one is no
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from matrix.render import markdown, terminal
 from matrix.run import ensure_fixtures
 from probes.record import CellResult
 from probes.redact import MARK, redact
-from tests.conftest import ROOT, make_cell
+from tests.conftest import ROOT, make_cell, nox_list
 from tests.fault_models import write_faulty_model
 
 pytestmark = pytest.mark.e2e
@@ -136,9 +135,6 @@ def test_unpinned_remote_code_is_marked_in_every_table_and_warned_about():
 
 
 def test_a_run_id_cannot_name_a_folder_outside_results():
-    done = proc.run(
-        [sys.executable, "-m", "nox", "-l", "-f", ROOT / "noxfile.py"],
-        env={**os.environ, "MATRIX_RUN_ID": "../../outside"},
-    )
+    done = nox_list(MATRIX_RUN_ID="../../outside")
     assert done.returncode == 2
-    assert "error: MATRIX_RUN_ID '../../outside' is not a folder name" in done.output
+    assert "error: MATRIX_RUN_ID '../../outside' is not a folder name" in done.stderr
