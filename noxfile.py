@@ -115,20 +115,23 @@ def matrix(session: nox.Session) -> None:
         bisect_breaks(session)
     session.install("tabulate", "packaging")
     session.run(
-        "python", "-m", "matrix", "report", str(run_dir(session)), "--results", str(RESULTS),
+        "python", "-m", "matrix", "report", str(run_dir(session)), "--results", str(RESULTS), "--cache", str(CACHE),
         *(arg for arg in session.posargs if arg != RESUME),
         env={"PYTHONPATH": str(ROOT)},
     )  # fmt: skip
 
 
 def bisect_breaks(session: nox.Session) -> None:
-    """`[settings] auto_bisect = true`: bisect every model that passes in one env and fails in a newer one."""
+    """`[settings] auto_bisect = true`: bisect every model that passes in one env and fails in a newer one.
+
+    Each report goes into this run's folder (`_bisect-<model>.json`), so the run's report
+    carries only its own bisects; every probe is a cached fact, so a warm rerun probes nothing."""
     from matrix.bisect import BisectError, bisect
     from matrix.releases import ReleasesError
 
     for model in CONFIG.models:
         try:
-            bisect(CONFIG, model.name, results=RESULTS, cache=CACHE)
+            bisect(CONFIG, model.name, results=RESULTS, cache=CACHE, run_dir=run_dir(session))
         except BisectError as why:
             session.log(f"bisect {model.name}: nothing to bisect ({why})")
         except ReleasesError as why:
@@ -142,7 +145,7 @@ def report(session: nox.Session) -> None:
     --merge first merges the shards (run folders from other machines) into one new run folder."""
     session.install("tabulate", "packaging")
     session.run(
-        "python", "-m", "matrix", "report", *session.posargs, "--results", str(RESULTS),
+        "python", "-m", "matrix", "report", *session.posargs, "--results", str(RESULTS), "--cache", str(CACHE),
         env={"PYTHONPATH": str(ROOT)},
     )  # fmt: skip
 
@@ -156,7 +159,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def bisect(session: nox.Session) -> None:
-    """Find the first transformers release that breaks a model: `nox -s bisect -- <model> [--good X] [--bad Y]`."""
+    """Find where transformers releases break a model (windows): `nox -s bisect -- <model> [--good X] [--bad Y]`.
+
+    Ends from the newest run: the report goes into that run's folder (`nox -s report` then
+    publishes it); ends given: into results/bisect/<model>.json."""
     # No venv of its own: the driver needs only this Python and packaging (which nox brings);
     # the throw-away envs it probes are built with uv under MATRIX_CACHE/bisect.
     from matrix.bisect import main as bisect_main
@@ -164,3 +170,33 @@ def bisect(session: nox.Session) -> None:
     code = bisect_main(session.posargs, config=CONFIG, results=RESULTS, cache=CACHE)
     if code:
         raise SystemExit(code)  # nox itself then exits 2 (usage) or 1, after the one-line error
+
+
+@nox.session(venv_backend="uv", reuse_venv=True)
+def tests(session: nox.Session) -> None:
+    """Run the test suite, then ruff and mypy, with everything they need installed (`-- ARGS` go to pytest).
+
+    The page's browser test drives Debian's `chromium` (playwright's own browser download is
+    not reachable from every CI box): installed with apt-get when missing and this user may,
+    else the session stops with the one line that says what to install."""
+    ensure_chromium(session)
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+    if not session.posargs:
+        session.run("python", "-m", "ruff", "check", ".")
+        session.run("python", "-m", "mypy")
+
+
+def ensure_chromium(session: nox.Session) -> None:
+    """Debian's chromium on PATH, installed with apt-get when it is missing and we are root."""
+    import shutil
+
+    if shutil.which("chromium"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.error("the browser test needs Debian's chromium: run `sudo apt-get install chromium`, then again")
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run(
+        "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium",
+        external=True, env={"DEBIAN_FRONTEND": "noninteractive"},
+    )  # fmt: skip

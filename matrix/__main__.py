@@ -11,18 +11,24 @@ the tool could not do its job (no such run folder, no cell files), 1 with
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from matrix import history
 from matrix.aggregate import aggregate
-from matrix.classify import classify, load_known_breaks
-from matrix.collect import CollectError, collect, collect_bisects, newest_run
+from matrix.collect import CollectError, collect, collect_bisects, newest_run, read_json
 from matrix.compare import judge
+from matrix.diagnosis import Sources, diagnose, load_known_breaks
 from matrix.merge import MergeError, merge
 from matrix.page import page
 from matrix.recommend import recommend
+from matrix.releases import ReleasesError, fetch_releases
 from matrix.render import now_utc, terminal, write_outputs
+from probes.record import write_json_atomic
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument(
         "--fail-on-regression", action="store_true", help="exit 1 when a cell newly fails or got slower (for CI)"
     )
+    report.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("MATRIX_CACHE", PROJECT_ROOT / ".cache")),
+        help="where release sources read for diagnoses are kept (default: MATRIX_CACHE or .cache)",
+    )
     args = parser.parse_args(argv)
     try:
         run = collect(run_to_render(args.run_dir, args.merge, args.results))
@@ -54,9 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     matrix = aggregate(run)
     judge(matrix, run.model_specs, run.settings)
-    unknown = classify(matrix.all_cells(), load_known_breaks())
+    bisects = collect_bisects(run.run_dir)
+    unknown = diagnose(matrix, load_known_breaks(), bisects, Sources(args.cache, release_line()))
     optional = frozenset(name for name, spec in run.model_specs.items() if spec.get("optional"))
-    rec = recommend(matrix, optional, bool(run.settings.get("require_budgets")), collect_bisects(args.results))
+    settings = run.settings
+    rec = recommend(
+        matrix, optional, bool(settings.get("require_budgets")), bisects, bool(settings.get("drift_blocks"))
+    )
     generated_at = now_utc()
     args.results.mkdir(parents=True, exist_ok=True)
     history_warnings: list[str] = []
@@ -66,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     since = comparison.lines()
     written = write_outputs(args.results, matrix, rec, generated_at, unknown, since)
+    written += publish_bisects(args.results, run.run_id, bisects)
     index = args.results / "index.html"
     index.write_text(page(matrix, rec, generated_at, unknown, since), encoding="utf-8")
     written.append(index)
@@ -75,6 +92,32 @@ def main(argv: list[str] | None = None) -> int:
         print("error: regressions since the last published run (--fail-on-regression)", file=sys.stderr)
         return 1
     return 0
+
+
+def publish_bisects(results: Path, run_id: str, bisects: dict[str, dict[str, Any]]) -> list[Path]:
+    """Copy this run's bisect reports to `results/bisect/`, removing reports an earlier
+    published run left there (a standalone `nox -s bisect` report, which names no run, stays)."""
+    folder = results / "bisect"
+    for path in folder.glob("*.json"):
+        data = read_json(path, [])
+        if isinstance(data, dict) and data.get("run") not in (None, run_id):
+            path.unlink()
+    written = []
+    for model, report in sorted(bisects.items()):
+        path = folder / f"{model}.json"
+        write_json_atomic(path, report)
+        written.append(path)
+    return written
+
+
+def release_line() -> tuple[str, ...]:
+    """transformers' final releases, oldest first, for the symbol history (empty offline:
+    the diagnosis then compares only the releases the run itself has)."""
+    try:
+        return tuple(str(version) for version in fetch_releases("transformers"))
+    except ReleasesError as error:
+        print(f"warning: the release list could not be read ({error}); diagnoses use the run's releases only")
+        return ()
 
 
 def run_to_render(run_dir: str | None, merge_dirs: list[Path], results: Path) -> Path:

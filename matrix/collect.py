@@ -17,6 +17,8 @@ from probes.record import CellResult
 # Written at the top of a run folder made by `report --merge`: where each cell came from and
 # what the merge warned about, so a re-render of the merged run repeats those warnings.
 MERGE_FILE = "_merge.json"
+# A run's bisect reports, written by the bisect of the run's pass -> fail pairs (see bisect_file).
+BISECT_PREFIX = "_bisect-"
 
 
 class CollectError(Exception):
@@ -108,12 +110,22 @@ def read_json(path: Path, warnings: list[str]) -> Any:
         return None
 
 
-def collect_bisects(results: Path) -> dict[str, dict[str, Any]]:
-    """The published bisect summaries (`results/bisect/<model>.json`), by model."""
+def bisect_file(run_dir: Path, model: str) -> Path:
+    """Where a run's bisect of `model` is kept: a host file at the top of the run folder (a
+    `_` file, beside `_hub.json`), so neither collect nor merge takes it for an env folder."""
+    return run_dir / f"{BISECT_PREFIX}{model}.json"
+
+
+def collect_bisects(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The bisects of this run (`<run_dir>/_bisect-<model>.json`), by model.
+
+    Only reports made for this run count (their `run` names it), so a report never shows
+    the bisect of another run's question; one without a first break has no bound to give.
+    """
     found: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
-    for path in sorted((results / "bisect").glob("*.json")):
+    for path in sorted(run_dir.glob(f"{BISECT_PREFIX}*.json")):
         data = read_json(path, warnings)
-        if isinstance(data, dict) and data.get("first_bad") and data.get("bound"):
-            found[str(data.get("model", path.stem))] = data
+        if isinstance(data, dict) and data.get("run") == run_dir.name and data.get("first_bad") and data.get("bound"):
+            found[str(data.get("model", path.stem.removeprefix(BISECT_PREFIX)))] = data
     return found

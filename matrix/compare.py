@@ -5,6 +5,9 @@
   embeddings within tolerance. Otherwise it becomes `fail` with "shim changes outputs".
 - Drift: every other passing cell of a model is compared with that same reference; a
   difference is a flag on the cell (`drift`), not a failure.
+- Degenerate generation: greedy tokens that collapse to one repeated token where the
+  reference's do not (what NaN logits decode to) are flagged `degenerate`; the
+  recommendation does not count such a cell as running its model.
 - Budgets: a passing cell over a model's budget keeps `pass` and carries `over_budget`.
 """
 
@@ -79,7 +82,25 @@ def judge(matrix: Matrix, model_specs: dict[str, dict[str, Any]], settings: dict
                     continue
             if diff is not None and ref is not None:
                 cell.drift = {"reference": ref.env, "differs": diff != SAME, "detail": diff}
+                collapsed = degenerate(ref, cell)
+                if collapsed:
+                    cell.drift.update(degenerate=True, detail=collapsed)
             cell.over_budget = over_budget(cell, model_specs.get(row.model, {}), settings)
+
+
+def degenerate(reference: CellResult, cell: CellResult) -> str | None:
+    """How `cell`'s generation collapsed to one repeated token where `reference`'s did not."""
+    for key in ("tokens", "chat"):
+        ref, got = reference.fingerprint.get(key), cell.fingerprint.get(key)
+        ref_tokens = ref.get("tokens") if isinstance(ref, dict) else ref
+        tokens = got.get("tokens") if isinstance(got, dict) else got
+        if not tokens or not ref_tokens or len(tokens) < 2:
+            continue
+        if len(set(tokens)) == 1 and len(set(ref_tokens)) > 1:
+            where = "generation" if key == "tokens" else "chat reply"
+            repeated = f"one token repeated (id {tokens[0]} x{len(tokens)})"
+            return f"degenerate {where}: {repeated} where {reference.env} varies"
+    return None
 
 
 def over_budget(cell: CellResult, spec: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,14 @@ class EnvSpec:
     torch: str | None = None
     python: str | None = None
     pins: tuple[str, ...] = ()
+    # What the config's models declare they need (`requires`): every env probes every model.
+    model_requires: tuple[str, ...] = ()
 
     def requirements(self) -> list[str]:
         """The requirement strings handed to the installer, transformers first."""
         spec = "" if self.transformers == LATEST else self.transformers
         reqs = [f"transformers{spec}", f"torch{self.torch or ''}"]
-        return reqs + list(self.pins)
+        return reqs + list(self.pins) + [r for r in self.model_requires if r not in self.pins]
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class ModelSpec:
     memory_limit_mb: int | None = None
     optional: bool = False
     budgets: dict[str, float] = field(default_factory=dict)
+    # Packages the model's own code imports (sentencepiece, einops, ...), installed in every env.
+    requires: tuple[str, ...] = ()
 
     @property
     def unpinned_remote_code(self) -> bool:
@@ -87,6 +91,8 @@ class Settings:
 
     require_budgets: bool = False
     auto_bisect: bool = False
+    # A cell whose outputs drift from the model's reference does not count as serving it.
+    drift_blocks: bool = False
     drift_min_cosine: float = 0.9999
     drift_max_abs: float = 1e-4
     similarity_threshold: float = 0.5
@@ -213,6 +219,8 @@ def parse(data: dict[str, Any], path: Path) -> Config:
                 + (f"folder {model.source!r} {problem}" if not folder.exists() else f"{model.source!r} {problem}")
                 + f" (relative paths start at {root_dir})"
             )
+    declared = tuple(dict.fromkeys(req for model in models for req in model.requires))
+    envs = [replace(env, model_requires=declared) for env in envs]
     return Config(path=path, envs=tuple(envs), models=tuple(models), settings=settings)
 
 
@@ -224,6 +232,7 @@ def _parse_settings(table: _Table) -> Settings:
     return Settings(
         require_budgets=table.get("require_budgets", bool, default.require_budgets),
         auto_bisect=table.get("auto_bisect", bool, default.auto_bisect),
+        drift_blocks=table.get("drift_blocks", bool, default.drift_blocks),
         drift_min_cosine=cosine,
         drift_max_abs=float(table.positive("drift_max_abs", default.drift_max_abs)),
         similarity_threshold=_threshold(table, default.similarity_threshold),
@@ -279,12 +288,7 @@ def _parse_env(table: _Table, name: str) -> EnvSpec:
     if spec is None:
         raise table.error("transformers", "missing: give a version spec such as '4.40.*' or 'latest'")
     torch = table.get("torch", str)
-    pins = table.strings("pins")
-    for index, pin in enumerate(pins, start=1):
-        try:
-            Requirement(pin)
-        except InvalidRequirement:
-            raise table.error("pins", f"value #{index} {pin!r} is not a requirement such as 'numpy<2'") from None
+    pins = _requirements(table, "pins")
     python = table.get("python", str)
     if python is not None and not re.fullmatch(r"3\.\d+", python):
         raise table.error("python", f"{python!r} is not a Python version such as '3.11'")
@@ -295,6 +299,17 @@ def _parse_env(table: _Table, name: str) -> EnvSpec:
         python=python,
         pins=pins,
     )
+
+
+def _requirements(table: _Table, key: str) -> tuple[str, ...]:
+    """A list of requirement strings; a bad one is named by its position."""
+    found = table.strings(key)
+    for index, text in enumerate(found, start=1):
+        try:
+            Requirement(text)
+        except InvalidRequirement:
+            raise table.error(key, f"value #{index} {text!r} is not a requirement such as 'numpy<2'") from None
+    return found
 
 
 def _version_spec(table: _Table, key: str, text: str, allow_latest: bool) -> str:
@@ -383,6 +398,7 @@ def _parse_model(table: _Table, name: str) -> ModelSpec:
         memory_limit_mb=table.whole("memory_limit_mb", None),
         optional=table.get("optional", bool, False),
         budgets=_budgets(table, task),
+        requires=_requirements(table, "requires"),
     )
 
 
@@ -412,6 +428,7 @@ _KNOWN = {
         "similarity_check",
         "memory_limit_mb",
         "optional",
+        "requires",
         *BUDGET_KEYS,
     ),
 }

@@ -17,6 +17,7 @@ from typing import Any
 
 from matrix.aggregate import Matrix
 from matrix.recommend import Recommendation
+from probes.record import dumps_strict
 
 HISTORY_FILE = "history.jsonl"
 LATENCY_KEYS = ("generate_median_s", "embed_median_s")
@@ -132,7 +133,7 @@ def record(results: Path, current: dict[str, Any], settings: dict[str, Any], war
     the same run replaces its line instead of adding one)."""
     entries = [entry for entry in load(results, warnings) if entry["run_id"] != current["run_id"]]
     comparison = compare(entries[-1] if entries else None, current, settings)
-    lines = [json.dumps(entry, sort_keys=True) for entry in [*entries, current]]
+    lines = [dumps_strict(entry, sort_keys=True) for entry in [*entries, current]]
     path = results / HISTORY_FILE
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -10,15 +10,14 @@ escaped: in the HTML with `html.escape`, in the embedded JSON with `<` written a
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from matrix.aggregate import Matrix
-from matrix.classify import UnknownGroup
+from matrix.diagnosis import UnknownGroup
 from matrix.recommend import Recommendation
-from matrix.render import cell_text, drift_text, machines_line
-from probes.record import CellResult
+from matrix.render import cell_text, diagnosis_label, diagnosis_source, drift_text, machines_line
+from probes.record import CellResult, dumps_strict
 from probes.status import Status
 
 _COLOURS = {
@@ -104,7 +103,7 @@ def page(
         f"{html.escape(group.signature)} ({len(group.cells)} cells)</li>"
         for group in unknown
     )
-    blob = json.dumps(details, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
+    blob = dumps_strict(details, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
     machines = machines_line(matrix)
     where = f"{len(matrix.machines())} machines" if machines else str(matrix.machine.get("hostname", "?"))
     return f"""<!doctype html>
@@ -170,8 +169,10 @@ def _details(cell: CellResult) -> list[tuple[str, str]]:
     ]
     if cell.diagnosis:
         rows += [
-            ("known break", f"{cell.diagnosis['id']} (since transformers {cell.diagnosis['introduced_in']})"),
+            ("known break", diagnosis_label(cell.diagnosis)),
+            ("diagnosis from", diagnosis_source(cell.diagnosis)),
             ("cause", cell.diagnosis["cause"]),
+            *(("evidence", line) for line in cell.diagnosis.get("evidence", [])[:5]),
             ("fix", "; ".join(cell.diagnosis["fixes"])),
         ]
     rows += [

@@ -2,9 +2,11 @@
 fewest envs that together do.
 
 A model is served by an env when its base cell passes there, or a shim variant passes
-(`pass-with-shim`). Preference, in order: fewest envs, then fewest shims, then newer
-transformers; remaining ties go to env names, so the answer is deterministic. The search is
-exact: it finds every smallest cover, then applies the preferences.
+(`pass-with-shim`); never by a cell whose generation collapsed to one repeated token, and,
+with `[settings] drift_blocks = true`, not by a cell whose outputs drift from the model's
+reference. Preference, in order: fewest envs, then fewest shims, then newer transformers;
+remaining ties go to env names, so the answer is deterministic. The search is exact: it
+finds every smallest cover, then applies the preferences.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from matrix.aggregate import Matrix
+from probes.record import CellResult
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,22 @@ class Recommendation:
         }
 
 
-def ways_to_serve(matrix: Matrix, require_budgets: bool = False) -> dict[str, list[Choice]]:
-    """For each model, every (env, shim) whose cell passed (and met its budgets, if required)."""
+def serves(cell: CellResult | None, require_budgets: bool = False, drift_blocks: bool = False) -> bool:
+    """Whether this cell counts as running its model."""
+    if cell is None or not cell.status.passed or (require_budgets and cell.over_budget):
+        return False
+    drift = cell.drift or {}
+    return not drift.get("degenerate") and not (drift_blocks and drift.get("differs"))
+
+
+def ways_to_serve(
+    matrix: Matrix, require_budgets: bool = False, drift_blocks: bool = False
+) -> dict[str, list[Choice]]:
+    """For each model, every (env, shim) whose cell serves it (see `serves`)."""
     ways: dict[str, list[Choice]] = {model: [] for model in matrix.models}
     for row in matrix.rows:
         for env, cell in row.cells.items():
-            if cell is not None and cell.status.passed and not (require_budgets and cell.over_budget):
+            if serves(cell, require_budgets, drift_blocks):
                 ways.setdefault(row.model, []).append(Choice(row.model, env, row.variant))
     return ways
 
@@ -78,15 +91,16 @@ def recommend(
     optional: frozenset[str] = frozenset(),
     require_budgets: bool = False,
     bisects: dict[str, dict[str, Any]] | None = None,
+    drift_blocks: bool = False,
 ) -> Recommendation:
     """Compute the best option from the matrix's cells.
 
     Optional models are served when the chosen envs happen to run them, but never force
     an extra env. With `require_budgets`, a cell over any budget does not count as serving.
-    `bisects` (results/bisect/<model>.json) turn a pass/fail pair of envs into exact bounds.
+    `bisects` (this run's bisect reports) give each model's windows over the release line.
     """
     rank = {env.name: index for index, env in enumerate(matrix.envs)}  # oldest first
-    ways = ways_to_serve(matrix, require_budgets)
+    ways = ways_to_serve(matrix, require_budgets, drift_blocks)
     uncovered = [model for model, found in ways.items() if not found and model not in optional]
     coverable = {model: found for model, found in ways.items() if found and model not in optional}
     best = _search(coverable, rank) if coverable else None
@@ -97,27 +111,54 @@ def recommend(
     recommendation = Recommendation(kind, best, uncovered, per_env=_per_env(matrix, ways))
     recommendation.bounds = {
         model: {
-            key: found[key] for key in ("last_good", "first_bad", "bound", "first_bad_error", "exact") if key in found
+            key: found[key]
+            for key in ("last_good", "first_bad", "bound", "first_bad_error", "exact", "windows", "variants")
+            if key in found
         }
         for model, found in (bisects or {}).items()
         if model in matrix.models
     }
-    recommendation.lines = _describe(matrix, recommendation, optional) + _bound_lines(recommendation.bounds)
+    recommendation.lines = _describe(matrix, recommendation, optional) + _window_lines(recommendation.bounds)
     return recommendation
 
 
-def _bound_lines(bounds: dict[str, dict[str, Any]]) -> list[str]:
-    """Exact bounds from bisect: the range a model runs in, and the newest good release."""
+def _window_lines(bounds: dict[str, dict[str, Any]]) -> list[str]:
+    """Each bisected model's windows over the release line: where it works, where each break begins."""
     lines = []
     for model, found in sorted(bounds.items()):
-        error = found.get("first_bad_error") or {}
-        why = f" ({error.get('type')} in {error.get('phase')})" if error.get("type") else ""
-        exact = "" if found.get("exact", True) else " (approximate: some releases could not be tested)"
-        lines.append(
-            f"Bisect: {model} works up to {found['last_good']} and breaks in {found['first_bad']}{why}{exact}: "
-            f"{found['bound']['range']}, newest good pinned: {found['bound']['pin']}."
-        )
+        windows = found.get("windows")
+        if not windows:
+            error = found.get("first_bad_error") or {}
+            why = f" ({error.get('type')} in {error.get('phase')})" if error.get("type") else ""
+            exact = "" if found.get("exact", True) else " (approximate: some releases could not be tested)"
+            lines.append(
+                f"Bisect: {model} works up to {found['last_good']} and breaks in {found['first_bad']}{why}{exact}: "
+                f"{found['bound']['range']}, newest good pinned: {found['bound']['pin']}."
+            )
+            continue
+        lines.append(f"Bisect: {model} {describe_windows(windows)}.")
+        for variant, variant_windows in sorted((found.get("variants") or {}).items()):
+            lines.append(f"- with {variant}: {describe_windows(variant_windows)}")
     return lines
+
+
+def describe_windows(windows: list[dict[str, Any]]) -> str:
+    """"works 4.40.2-4.41.2 and 4.48.2-4.48.3; breaks in 4.42.0 (ValueError in generate, exact) ..."."""
+    works = [_span(w) for w in windows if w.get("outcome") == "pass"]
+    breaks = []
+    for window in windows:
+        if window.get("outcome") == "pass":
+            continue
+        error = window.get("error") or {}
+        why = f"{error.get('type')} in {error.get('phase')}" if error.get("type") else window.get("outcome", "fails")
+        exact = "exact" if window.get("exact_from") else "approximate"
+        breaks.append(f"{window['from']} breaks ({why}, {exact})")
+    parts = [f"works {' and '.join(works)}" if works else "works in no probed release"]
+    return "; ".join(parts + breaks)
+
+
+def _span(window: dict[str, Any]) -> str:
+    return window["from"] if window["from"] == window["to"] else f"{window['from']}-{window['to']}"
 
 
 def _best_choice(found: list[Choice], envs: tuple[str, ...], rank: dict[str, int]) -> Choice | None:
@@ -177,19 +218,26 @@ def _assign(combo: tuple[str, ...], coverable: dict[str, list[Choice]], rank: di
 def _per_env(matrix: Matrix, ways: dict[str, list[Choice]]) -> list[dict[str, Any]]:
     """What each env alone covers: the runner-up view."""
     plain: dict[str, set[str]] = {env.name: set() for env in matrix.envs}
-    shimmed: dict[str, set[str]] = {env.name: set() for env in matrix.envs}
+    shimmed: dict[str, dict[str, str]] = {env.name: {} for env in matrix.envs}
     for model, found in ways.items():
-        for choice in found:
-            (shimmed if choice.shim else plain)[choice.env].add(model)
-    return [
-        {
-            "env": env.name,
-            "transformers": env.transformers,
-            "plain": sorted(plain[env.name]),
-            "with_shim": sorted(shimmed[env.name] - plain[env.name]),
-        }
-        for env in matrix.envs
-    ]
+        for choice in sorted(found, key=lambda c: (c.shim.count("+"), c.shim)):  # fewest shims first
+            if choice.shim:
+                shimmed[choice.env].setdefault(model, choice.shim)
+            else:
+                plain[choice.env].add(model)
+    per_env = []
+    for env in matrix.envs:
+        shims = {model: shim for model, shim in sorted(shimmed[env.name].items()) if model not in plain[env.name]}
+        per_env.append(
+            {
+                "env": env.name,
+                "transformers": env.transformers,
+                "plain": sorted(plain[env.name]),
+                "with_shim": sorted(shims),
+                "shims": shims,
+            }
+        )
+    return per_env
 
 
 def _describe(matrix: Matrix, rec: Recommendation, optional: frozenset[str]) -> list[str]:
@@ -211,14 +259,13 @@ def _describe(matrix: Matrix, rec: Recommendation, optional: frozenset[str]) -> 
         lines += [f"- {model}: {_why_not(matrix, model)}" for model in rec.uncovered]
     if optional:
         lines.append(f"Optional (never force an extra env): {', '.join(sorted(optional))}.")
-    lines += _drift_lines(matrix)
+    lines += _drift_lines(matrix, rec)
     lines.append("Each env alone:")
     for item in rec.per_env:
         covered = len(item["plain"]) + len(item["with_shim"])
         amount = "all" if covered == total else f"{covered}/{total}"
         if item["with_shim"]:
-            count = len(item["with_shim"])
-            how = f"with {count} shim{'s' if count > 1 else ''} ({', '.join(item['with_shim'])})"
+            how = "with " + ", ".join(f"{_shim_words(shim)} for {model}" for model, shim in item["shims"].items())
         else:
             how = "without shims"
         lines.append(
@@ -237,7 +284,8 @@ def _why_not(matrix: Matrix, model: str) -> str:
         if cell is None:
             continue
         if cell.diagnosis:
-            why = f"{cell.diagnosis['id']} (since {cell.diagnosis['introduced_in']})"
+            since = cell.diagnosis.get("introduced_in")
+            why = f"{cell.diagnosis['id']} (since {since})" if since else cell.diagnosis["id"]
         elif cell.error and cell.error.get("type"):
             why = f"{cell.status.value}, {cell.error['type']} in {cell.phase}"
         else:
@@ -246,20 +294,32 @@ def _why_not(matrix: Matrix, model: str) -> str:
     return "; ".join(parts)
 
 
-def _drift_lines(matrix: Matrix) -> list[str]:
-    """One line per model whose outputs change between its reference env and a later one."""
+def _drift_lines(matrix: Matrix, rec: Recommendation) -> list[str]:
+    """One line per model whose outputs change between its reference env and a later one,
+    saying when a recommended env is among them, and one per degenerate generation."""
     lines = []
     versions = {env.name: env.transformers for env in matrix.envs}
+    chosen = {(c.model, c.env, c.shim) for c in rec.best.choices} if rec.best else set()
     for row in matrix.rows:
+        drifts = [(cell.env, cell.drift) for cell in row.cells.values() if cell is not None and cell.drift]
+        for env, drift in drifts:
+            if drift.get("degenerate"):
+                lines.append(f"{row.label} on {env}: {drift['detail']}; not counted as running it.")
         if row.variant:
             continue
-        drifts = [(cell.env, cell.drift) for cell in row.cells.values() if cell is not None and cell.drift]
         changed = [env for env, drift in drifts if drift["differs"]]
         if changed:
             reference = versions[drifts[0][1]["reference"]]
             where = ", ".join(versions[env] for env in changed)
-            lines.append(f"Outputs of {row.model} change between {reference} and {where}.")
+            recommended = [env for env in changed if (row.model, env, "") in chosen]
+            note = f" (recommended env {', '.join(recommended)} drifts)" if recommended else ""
+            lines.append(f"Outputs of {row.model} change between {reference} and {where}{note}.")
     return lines
+
+
+def _shim_words(variant: str) -> str:
+    names = variant.split("+")
+    return f"shim {variant}" if len(names) == 1 else f"shims {' + '.join(names)}"
 
 
 def _served(option: Option, env: str, total: int) -> str:

@@ -13,10 +13,13 @@ installer would skip it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
@@ -25,6 +28,7 @@ from packaging.version import InvalidVersion, Version
 DEFAULT_INDEX = "https://pypi.org"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 TIMEOUT_S = 20.0
+LIST_MAX_AGE_S = 3600.0
 
 
 class ReleasesError(Exception):
@@ -68,6 +72,39 @@ def fetch_releases(package: str, index: str | None = None, timeout: float = TIME
         return parse_releases(document)
     except ValueError as exc:
         raise ReleasesError(f"{url}: {exc}") from None
+
+
+def cached_releases(
+    package: str, cache: Path, max_age: float = LIST_MAX_AGE_S, index: str | None = None, timeout: float = TIMEOUT_S
+) -> list[Version]:
+    """`fetch_releases`, kept under `<cache>/releases/<name>.json` for `max_age` seconds.
+
+    A warm rerun then asks the index nothing: the newest release changes a few times a
+    month, and within the hour the list is reused it would rarely differ. The stored list
+    names its index, so another index is asked afresh; ReleasesError as fetch_releases.
+    """
+    url = simple_url(package, index)
+    path = cache / "releases" / f"{canonicalize_name(package)}.json"
+    with contextlib.suppress(OSError, ValueError, TypeError, InvalidVersion):
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored["url"] == url and 0 <= time.time() - float(stored["fetched_at"]) <= max_age:
+            return [Version(v) for v in stored["versions"]]
+    releases = fetch_releases(package, index, timeout)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        staging.write_text(json.dumps({"url": url, "fetched_at": time.time(), "versions": [str(v) for v in releases]}))
+        os.replace(staging, path)
+    return releases
+
+
+def newest_release(package: str, cache: Path, timeout: float = TIMEOUT_S) -> Version | None:
+    """The newest final release (from the cached list), or None when the index cannot be read."""
+    try:
+        releases = cached_releases(package, cache, timeout=timeout)
+    except ReleasesError:
+        return None
+    return releases[-1] if releases else None
 
 
 def parse_releases(document: dict[str, Any]) -> list[Version]:

@@ -19,7 +19,7 @@ from tabulate import tabulate
 
 from matrix import __version__
 from matrix.aggregate import Matrix
-from matrix.classify import UnknownGroup
+from matrix.diagnosis import UnknownGroup
 from matrix.recommend import Recommendation
 from probes.record import CellResult, write_json_atomic
 from probes.status import Status
@@ -60,7 +60,9 @@ def cell_text(cell: CellResult | None, markdown: bool) -> str:
             detail = ""
         if cell.over_budget:
             detail += " ⚠ over " + ", ".join(_BUDGET_WORDS[item["budget"]] for item in cell.over_budget)
-        if cell.drift and cell.drift.get("differs"):
+        if cell.drift and cell.drift.get("degenerate"):
+            detail += " ⚠ degenerate"
+        elif cell.drift and cell.drift.get("differs"):
             detail += " ≠ drift"
     else:
         detail = short_reason(cell)
@@ -70,7 +72,7 @@ def cell_text(cell: CellResult | None, markdown: bool) -> str:
 
 def short_reason(cell: CellResult) -> str:
     if cell.diagnosis:
-        return f"{cell.diagnosis['id']} (since {cell.diagnosis['introduced_in']})"
+        return diagnosis_label(cell.diagnosis)
     if cell.error and cell.error.get("type") and cell.status is Status.FAIL:
         return f"{cell.error['type']} in {cell.phase}"
     return one_line(cell.reason, 60)
@@ -135,8 +137,9 @@ def terminal(
 
 
 def why_cells_fail(matrix: Matrix, unknown: Sequence[UnknownGroup]) -> list[str]:
-    """One paragraph per known break (cells, cause, fix), then each unrecognised kind and
-    each cell that did not fail by an exception (timeout, crash, env not built, ...)."""
+    """One paragraph per diagnosis (cells, where it came from, cause, evidence, fixes per
+    env where the evidence differs), then each unrecognised kind and each cell that did not
+    fail by an exception (timeout, crash, env not built, ...)."""
     failing = matrix.failing()
     if not failing:
         return []
@@ -149,9 +152,10 @@ def why_cells_fail(matrix: Matrix, unknown: Sequence[UnknownGroup]) -> list[str]
         diagnosis = cells[0].diagnosis or {}
         where = ", ".join(f"{cell.stem} on {cell.env}" for cell in cells[:8]) + (" ..." if len(cells) > 8 else "")
         lines += [
-            f"- {diagnosis['id']} (since transformers {diagnosis['introduced_in']}): {where}",
+            f"- {diagnosis_label(diagnosis)}: {where} [{diagnosis_source(diagnosis)}]",
             f"    cause: {diagnosis['cause']}",
-            f"    fix: {'; '.join(diagnosis['fixes'])}",
+            *(f"    evidence: {line}" for line in diagnosis.get("evidence", [])[:3]),
+            *(f"    {line}" for line in fix_lines(cells)),
         ]
     for group in unknown:
         where = ", ".join(f"{stem} on {env}" for env, stem in group.cells[:8])
@@ -159,6 +163,28 @@ def why_cells_fail(matrix: Matrix, unknown: Sequence[UnknownGroup]) -> list[str]
     others = [cell for cell in failing if not cell.diagnosis and not (cell.error and cell.status is Status.FAIL)]
     lines += [f"- {cell.stem} on {cell.env}: {cell.status.value}: {one_line(cell.reason, 150)}" for cell in others[:20]]
     return lines
+
+
+def diagnosis_label(diagnosis: dict[str, Any]) -> str:
+    """"<id> (since <release>)", the release marked "~" when the evidence could not pin it exactly."""
+    since = diagnosis.get("introduced_in")
+    if not since:
+        return str(diagnosis["id"])
+    approximate = "" if diagnosis.get("exact") or diagnosis.get("source") == "table" else "~"
+    return f"{diagnosis['id']} (since {approximate}{since})"
+
+
+def diagnosis_source(diagnosis: dict[str, Any]) -> str:
+    """Where an explanation came from and how sure it is: "symbol-history, high"."""
+    return f"{diagnosis.get('source', 'table')}, {diagnosis.get('confidence', 'high')}"
+
+
+def fix_lines(cells: Sequence[CellResult]) -> list[str]:
+    """"fix: ..." once when every cell has the same fixes, else one line per cell."""
+    fixes = [tuple((cell.diagnosis or {}).get("fixes", [])) for cell in cells]
+    if len(set(fixes)) == 1:
+        return [f"fix: {'; '.join(fixes[0])}"] if fixes[0] else []
+    return [f"fix ({cell.stem} on {cell.env}): {'; '.join(fix)}" for cell, fix in zip(cells, fixes, strict=True) if fix]
 
 
 def _markdown_table(rows: list[list[str]], headers: list[str]) -> str:
@@ -255,8 +281,10 @@ def _failure_entry(cell: CellResult, matrix: Matrix) -> list[str]:
         lines.append(f"- message: {md_escape(one_line(error.get('message', ''), 300))}")
     if cell.diagnosis:
         diagnosis = cell.diagnosis
-        lines.append(f"- cause (since transformers {diagnosis['introduced_in']}): {md_escape(diagnosis['cause'])}")
-        lines.append(f"- fix: {md_escape('; '.join(diagnosis['fixes']))}")
+        lines.append(f"- diagnosis: {md_escape(diagnosis_label(diagnosis))} ({diagnosis_source(diagnosis)})")
+        lines.append(f"- cause: {md_escape(diagnosis['cause'])}")
+        lines += [f"- evidence: {md_escape(line)}" for line in diagnosis.get("evidence", [])[:5]]
+        lines.append(f"- fix: {md_escape('; '.join(diagnosis['fixes']) or 'none the evidence supports')}")
     if cell.log:
         lines.append(f"- log: `runs/{matrix.run_id}/{cell.log}`")
     return lines + [""]

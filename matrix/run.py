@@ -8,6 +8,7 @@ prerequisite does not abort `matrix`; a failed one would).
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -19,11 +20,13 @@ from typing import Any
 from matrix import hub, proc
 from matrix.config import LATEST, Config, EnvSpec, ModelSpec
 from matrix.plan import ENV_FACTS_FILE, PLAN_FILE, cells, runner_plan
+from matrix.releases import newest_release
 from probes.record import CellResult, machine_fingerprint, write_json_atomic
 from probes.status import Status
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTALL_TIMEOUT_S = 1800
+LATEST_LOOKUP_TIMEOUT_S = 10.0
 ENV_MARKER = "transformers-matrix-env.json"
 HUB_FILE = "_hub.json"
 
@@ -96,8 +99,19 @@ def install_env(python: Path, env: EnvSpec) -> proc.Completed:
     venv says so): a fresh venv costs nothing to install from uv's cache, but its first
     `import torch, transformers` compiles bytecode (about 8 s more per env, measured).
     When the requirements change, the venv is cleared first, so no stale package lingers.
-    `latest` is re-resolved every run (`--upgrade-package`).
+    `latest` is pinned to the newest release the index lists (the list is cached for an
+    hour), so an unchanged newest release installs nothing and keeps its bytecode. When the
+    index cannot be read, or that release does not install here (its Python or dependency
+    bounds), uv re-resolves it (`--upgrade-package`), as before.
     """
+    pinned = _newest_transformers() if env.transformers == LATEST else None
+    done = _install(python, dataclasses.replace(env, transformers=f"=={pinned}") if pinned else env)
+    if pinned and not done.ok:  # the newest release does not fit this env: let uv pick, as before
+        done = _install(python, env)
+    return done
+
+
+def _install(python: Path, env: EnvSpec) -> proc.Completed:
     venv = python.parent.parent
     marker = venv / ENV_MARKER
     wanted = json.dumps({"requirements": env.requirements(), "installer": installer_env()}, sort_keys=True)
@@ -113,6 +127,15 @@ def install_env(python: Path, env: EnvSpec) -> proc.Completed:
     if done.ok:
         marker.write_text(wanted, encoding="utf-8")
     return done
+
+
+def _newest_transformers() -> str | None:
+    """The newest transformers release on the index, or None offline (a wheelhouse, no index)."""
+    if any(os.environ.get(key, "").strip() not in ("", "0", "false") for key in ("UV_OFFLINE", "UV_NO_INDEX")):
+        return None
+    cache = Path(os.environ.get("MATRIX_CACHE", PROJECT_ROOT / ".cache"))
+    newest = newest_release("transformers", cache, timeout=LATEST_LOOKUP_TIMEOUT_S)
+    return str(newest) if newest is not None else None
 
 
 def freeze(python: Path) -> dict[str, str]:

@@ -4,22 +4,24 @@ Phases: resolve (find the files), config, tokenizer (with a round trip of an Eng
 Chinese sentence), load, forward, then the task (`embed` or `generate`). The first phase
 that raises is the cell's failed phase; the exception is recorded as it is (type, message,
 traceback) and mapped to a status only where the exception itself says what it means
-(out of memory, no such repo, offline). Judging *why* it broke is `matrix/`'s job.
+(out of memory, no such repo, offline). Outputs that hold NaN or inf fail the phase that
+produced them (`NonFiniteOutputs`): a silent numerical break is a break. Judging *why* it
+broke is `matrix/`'s job.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
 import traceback
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
-from probes import device, texts
+from probes import device, tasks, texts
+from probes.observe import CellFailure, NonFiniteOutputs, Observations
 from probes.shims import shims_of
 from probes.status import Status
 
-REPEATS = 5
+# Re-exported: the failures a cell's own checks raise (defined with the record in observe).
+__all__ = ["Cell", "CellFailure", "HubFetchError", "NonFiniteOutputs", "classify", "clean_text"]
+
 MAX_TEXT = 65536
 
 # Exception class names (anywhere in the __cause__/__context__ chain) that say the model's
@@ -38,38 +40,16 @@ _HUB_ERRORS = (
 )
 
 
-class CellFailure(Exception):
-    """A check of ours failed (not an exception from the model's code)."""
-
-
 class HubFetchError(OSError):
     """A hub id's files could not be had; says which repo and revision, the hub's error is the cause."""
 
 
-class Cell:
+class Cell(Observations):
     """Runs the phases of one cell and collects what it observed."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.phase = "resolve"
-        self.timings: dict[str, float] = {}
-        self.metrics: dict[str, float] = {}
-        self.fingerprint: dict[str, Any] = {}
-        self.facts: dict[str, Any] = {}
-        self.device = "cpu"
+        super().__init__(spec)
         self.cuda_baseline = 0
-
-    @contextmanager
-    def timed(self, phase: str) -> Iterator[None]:
-        """Time a phase; on a GPU, wait for its queued kernels so the time is the phase's own."""
-        self.phase = phase
-        start = time.perf_counter()
-        yield
-        if self.device == "cuda":
-            import torch
-
-            torch.cuda.synchronize()
-        self.timings[f"{phase}_s"] = round(time.perf_counter() - start, 6)
 
     def run(self) -> dict[str, Any]:
         """Run every phase; return the partial result the parent completes."""
@@ -146,8 +126,6 @@ class Cell:
         for shim in shims:
             if shim.stage == "model":
                 shim.apply(model, tokenizer)
-        from probes import tasks
-
         with torch.inference_mode():
             with self.timed("forward"):
                 tasks.forward(self, model, tokenizer, torch)
@@ -160,22 +138,6 @@ class Cell:
             else:
                 with self.timed("embed"):
                     tasks.embed(self, model, tokenizer, torch)
-
-    def timed_calls(self, name: str, call: Any, torch: Any, repeats: int = REPEATS) -> Any:
-        """Time the first call and the median of `repeats` more; return the first result."""
-        sync = torch.cuda.synchronize if self.device == "cuda" else (lambda: None)
-        start = time.perf_counter()
-        first = call()
-        sync()
-        self.metrics[f"{name}_first_s"] = round(time.perf_counter() - start, 6)
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            call()
-            sync()
-            samples.append(time.perf_counter() - start)
-        self.metrics[f"{name}_median_s"] = round(statistics.median(samples), 6)
-        return first
 
     def _cuda_metrics(self) -> None:
         if self.device != "cuda":
@@ -212,6 +174,8 @@ def classify(exc: BaseException, phase: str) -> tuple[Status, str]:
         if known is not None:
             status, reason, _ = known
             return status, _message(exc) if isinstance(exc, HubFetchError) else reason
+    if isinstance(exc, NonFiniteOutputs):
+        return Status.FAIL, str(exc)  # the message already names the phase and the counts
     first_line = (_message(exc).strip().splitlines() or [""])[0][:200]
     return Status.FAIL, f"{type(exc).__name__} in {phase}: {first_line}"
 
@@ -240,7 +204,7 @@ def _resolve(spec: dict[str, Any]) -> str:
 
 def _hub_error(exc: BaseException) -> tuple[Status, str, str] | None:
     """The `_HUB_ERRORS` row for the first hub error class found in the exception's chain."""
-    names = set()
+    names: set[str] = set()
     seen: BaseException | None = exc
     for _ in range(20):
         if seen is None:

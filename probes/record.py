@@ -3,11 +3,17 @@
 One JSON file per cell, written atomically (temp file + rename), so a crash at any moment
 leaves either the whole file or none. The same dataclass is read back by `matrix/`, which
 re-decides everything from these files without re-running a model.
+
+Everything the project writes is strict JSON (browsers' `JSON.parse` rejects a bare `NaN`):
+a NaN or infinite float is written as `null`, and a dict's top-level `non_finite` says which
+values those were (RFC 6901 JSON pointer -> "NaN", "Infinity" or "-Infinity"), so a reader
+can restore them (`CellResult` does).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -21,6 +27,7 @@ from probes.redact import redact, redact_data
 from probes.status import Status
 
 CELL_SCHEMA = 1
+NON_FINITE_KEY = "non_finite"
 BASE_VARIANT = ""
 # Env, model and shim names become file names: no separators, no leading dot, so no cell
 # (nor a shard merged from another machine) can write outside its run folder.
@@ -57,8 +64,12 @@ class CellResult:
     diagnosis: dict[str, Any] | None = None
     drift: dict[str, Any] | None = None
     over_budget: list[dict[str, Any]] = field(default_factory=list)
+    # Read from a file (or a child's result): the values that were written as null for being
+    # NaN/inf. They are put back on construction, so this is always empty afterwards.
+    non_finite: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._restore_non_finite()
         self.status = Status(self.status)
         for name in (self.env, self.model, *filter(None, self.variant.split("+"))):
             if not SAFE_PART.match(name):
@@ -73,6 +84,13 @@ class CellResult:
                 f"cell {self.env}/{cell_stem(self.model, self.variant)}: status {self.status.value} needs a reason"
             )
 
+    def _restore_non_finite(self) -> None:
+        flags, self.non_finite = self.non_finite, {}
+        if flags:
+            current = {f.name: getattr(self, f.name) for f in fields(self) if f.name != NON_FINITE_KEY}
+            for name, value in decode_non_finite({**current, NON_FINITE_KEY: flags}).items():
+                setattr(self, name, value)
+
     @property
     def stem(self) -> str:
         return cell_stem(self.model, self.variant)
@@ -80,6 +98,7 @@ class CellResult:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
+        del data[NON_FINITE_KEY]  # the writer recomputes it from the values
         return {"schema": CELL_SCHEMA, **data}
 
     @classmethod
@@ -96,15 +115,90 @@ class CellResult:
         return path
 
 
+def encode_non_finite(data: Any) -> Any:
+    """A copy of JSON-like `data` with every NaN/inf float replaced by None; when `data` is a
+    dict and any were found, its `non_finite` key maps each one's JSON pointer to what it was
+    (merged into a `non_finite` dict already there). Lists and tuples become lists."""
+    found: dict[str, str] = {}
+    encoded = _encode(data, "", found)
+    if found and isinstance(encoded, dict):
+        previous = encoded.get(NON_FINITE_KEY)
+        encoded[NON_FINITE_KEY] = {**(previous if isinstance(previous, dict) else {}), **found}
+    return encoded
+
+
+def _encode(value: Any, pointer: str, found: dict[str, str]) -> Any:
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        found[pointer] = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return None
+    if isinstance(value, dict):
+        return {key: _encode(item, f"{pointer}/{_escape(str(key))}", found) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(item, f"{pointer}/{index}", found) for index, item in enumerate(value)]
+    return value
+
+
+def decode_non_finite(data: Any) -> Any:
+    """Undo `encode_non_finite`: a copy of `data` without its `non_finite` key, each value it
+    names put back as a float. A pointer that does not lead to a null is ignored (the file
+    was edited or damaged there: the value stays as found)."""
+    if not isinstance(data, dict) or NON_FINITE_KEY not in data:
+        return data
+    data = dict(data)
+    flags = data.pop(NON_FINITE_KEY)
+    for pointer, kind in flags.items() if isinstance(flags, dict) else ():
+        if kind in ("NaN", "Infinity", "-Infinity") and isinstance(pointer, str) and pointer.startswith("/"):
+            _put(data, [_unescape(part) for part in pointer.split("/")[1:]], float(kind))
+    return data
+
+
+def _put(container: Any, parts: list[str], value: float) -> None:
+    """Set `value` at `parts` below `container` (a dict), copying the containers on the way
+    so the caller's nested data is left as it was; only where the target is None."""
+    for depth, part in enumerate(parts):
+        if isinstance(container, dict) and part in container:
+            key: Any = part
+        elif isinstance(container, list) and part.isdigit() and int(part) < len(container):
+            key = int(part)
+        else:
+            return
+        if depth == len(parts) - 1:
+            if container[key] is None:
+                container[key] = value
+            return
+        child = container[key]
+        if not isinstance(child, (dict, list)):
+            return
+        container[key] = child = dict(child) if isinstance(child, dict) else list(child)
+        container = child
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _unescape(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")
+
+
+def dumps_strict(data: Any, **options: Any) -> str:
+    """`json.dumps` that never writes NaN/Infinity: `encode_non_finite` first, then
+    `allow_nan=False`, so a value that slips past raises instead of writing invalid JSON."""
+    return json.dumps(encode_non_finite(data), allow_nan=False, **options)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old file, or the whole new one, never a part;
-    secrets are redacted first (everything this project stores goes through here)."""
-    data = redact_data(data)
+    secrets are redacted first (everything this project stores goes through here), and
+    non-finite floats are written as null with a `non_finite` flag (strict JSON)."""
+    data = encode_non_finite(redact_data(data))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True, ensure_ascii=False, default=str)
+            json.dump(data, handle, indent=1, sort_keys=True, ensure_ascii=False, default=str, allow_nan=False)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

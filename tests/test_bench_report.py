@@ -13,9 +13,9 @@ import random
 import pytest
 
 from matrix.aggregate import aggregate
-from matrix.classify import classify, load_known_breaks
 from matrix.collect import collect
 from matrix.compare import judge
+from matrix.diagnosis import diagnose, load_known_breaks
 from matrix.recommend import recommend
 from matrix.render import markdown, matrix_json, terminal
 from probes.status import Status
@@ -55,7 +55,7 @@ def big_run(tmp_path_factory):
 def report(run):
     matrix = aggregate(run)
     judge(matrix, {}, {})
-    unknown = classify(matrix.all_cells(), load_known_breaks())
+    unknown = diagnose(matrix, load_known_breaks())
     rec = recommend(matrix)
     return markdown(matrix, rec, "now", unknown), terminal(matrix, rec), matrix_json(matrix, rec, "now", unknown)
 

@@ -18,9 +18,20 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from matrix import run as run_module
 from matrix.bisect import BisectError, Prober, bisect, first_bad, main, pick_endpoints, suggested_bound
-from matrix.config import load
-from matrix.releases import ReleasesError, between, fetch_releases, index_url, parse_releases, simple_url
+from matrix.config import EnvSpec, load
+from matrix.proc import Completed
+from matrix.releases import (
+    ReleasesError,
+    between,
+    cached_releases,
+    fetch_releases,
+    index_url,
+    parse_releases,
+    simple_url,
+)
+from matrix.run import install_env
 from probes.status import Status
 from tests.conftest import GOOD_CONFIG, ROOT, make_cell
 
@@ -161,6 +172,72 @@ def test_fetch_releases_asks_for_json_and_names_the_url_on_failure():
         fetch_releases("transformers", "http://127.0.0.1:9", timeout=5)
 
 
+def test_the_release_list_is_asked_once_an_hour(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    index = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        before = len(_Index.seen)
+        first = cached_releases("transformers", tmp_path, index=index)
+        assert cached_releases("Transformers", tmp_path, index=index) == first and len(_Index.seen) == before + 1
+        assert cached_releases("transformers", tmp_path, max_age=0, index=index) == first
+        assert len(_Index.seen) == before + 2, "an old list is asked again"
+    finally:
+        server.shutdown()
+    with pytest.raises(ReleasesError):  # another index: its own list
+        cached_releases("transformers", tmp_path, index="http://127.0.0.1:9", timeout=5)
+
+
+@pytest.fixture
+def installs(monkeypatch, tmp_path):
+    """`uv` replaced: every command recorded, `uv pip install` failing for the specs in `fail`."""
+    calls: list[list[str]] = []
+    fail: set[str] = set()
+
+    def run(args, **_):
+        calls.append([str(a) for a in args])
+        bad = args[:3] == ["uv", "pip", "install"] and fail & {str(a) for a in args}
+        return Completed(tuple(map(str, args)), 1 if bad else 0, "no solution" if bad else "ok", 0.1)
+
+    monkeypatch.setattr(run_module.proc, "run", run)
+    for key in ("UV_OFFLINE", "UV_NO_INDEX"):
+        monkeypatch.delenv(key, raising=False)
+    python = tmp_path / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    return calls, fail, python
+
+
+def test_latest_is_pinned_to_the_newest_release_so_a_warm_rerun_installs_nothing(monkeypatch, installs):
+    calls, fail, python = installs
+    newest: list[Version | None] = [Version("5.24.0")]
+    monkeypatch.setattr(run_module, "newest_release", lambda *a, **k: newest[0])
+    latest = EnvSpec(name="latest", transformers="latest", torch="==2.13.0")
+    assert install_env(python, latest).ok
+    assert calls[-1][:3] == ["uv", "pip", "install"] and "transformers==5.24.0" in calls[-1]
+    assert "--upgrade-package" not in calls[-1] and "--refresh-package" not in calls[-1]
+    calls.clear()
+    assert install_env(python, latest).ok  # unchanged newest release: the venv is kept, nothing re-resolved
+    assert [c[:3] for c in calls] == [["uv", "pip", "install"]] and "transformers==5.24.0" in calls[0]
+    newest[0] = Version("5.25.0")
+    calls.clear()
+    assert install_env(python, latest).ok
+    assert calls[0][:3] == ["uv", "venv", "--clear"] and "transformers==5.25.0" in calls[1]
+    fail.add("transformers==5.25.0")  # the newest does not fit this env: uv picks, as before
+    calls.clear()
+    assert install_env(python, latest).ok and "--upgrade-package" in calls[-1] and "transformers" in calls[-1]
+    newest[0] = None  # the index cannot be read
+    calls.clear()
+    assert install_env(python, latest).ok and "--upgrade-package" in calls[-1]
+
+
+def test_latest_asks_no_index_in_a_wheelhouse(monkeypatch, installs):
+    calls, _, python = installs
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    monkeypatch.setattr(run_module, "newest_release", lambda *a, **k: pytest.fail("asked the index"))
+    assert install_env(python, EnvSpec(name="latest", transformers="latest")).ok
+    assert "--upgrade-package" in calls[-1]
+
+
 def test_suggested_bound():
     assert suggested_bound("4.40.2", "4.41.2", "4.42.0") == {
         "range": "transformers>=4.40,<4.42",
@@ -204,12 +281,12 @@ def fake_envs(monkeypatch):
             return None, True, "env could not be built: no wheel"
         return Path("/nonexistent/python"), True, ""
 
-    def run_cell(self, spec, python):
+    def run_cell(self, spec, variant, python):
         version = spec.transformers.removeprefix("==")
         status = table.get(version, Status.PASS)
         error = {"type": "ValueError", "message": "too many values to unpack", "traceback": ""}
         extra = {} if status is Status.PASS else {"phase": "generate", "error": error}
-        return status, make_cell(spec.name, self.model.name, status, **extra), ""
+        return status, make_cell(spec.name, self.model.name, status, variant=variant, **extra), ""
 
     monkeypatch.setattr(Prober, "ensure_env", ensure_env)
     monkeypatch.setattr(Prober, "run_cell", run_cell)
@@ -230,7 +307,26 @@ def test_driver_writes_the_report(tmp_path, write_config, fake_envs):
         "message": "too many values to unpack",
     }
     assert report["bound"] == {"range": "transformers>=4.40,<4.42", "pin": "transformers==4.41.2"}
-    assert report["candidates"] == 32 and report["probes"] == len(asked) <= report["max_probes"] == 6
+    # The bad end is probed for its signature (given on the command line, it has no cell); the
+    # good end is taken as given. One transition: ceil(log2(33)) + 1, plus that end and the skip.
+    assert report["candidates"] == 32 and report["probes"] == len(asked) == 7 <= report["max_probes"] == 9
+    assert asked[0] == "4.50.3" and "4.40.2" not in asked
+    assert [(w["from"], w["to"], w["outcome"]) for w in report["windows"]] == [
+        ("4.40.2", "4.41.2", "pass"),
+        ("4.42.0", "4.50.3", "fail"),
+    ]
+    assert report["breaks"] == [
+        {
+            "last_good": "4.41.2",
+            "first_bad": "4.42.0",
+            "before": "pass",
+            "signature": "generate ValueError: too many values to unpack",
+            "error": report["first_bad_error"],
+            "exact": True,
+            "unresolved": [],
+        }
+    ]
+    assert report["run"] is None and report["variants"] == {}
     assert report["env_template"]["torch"] == "==2.13.0"  # the good env's torch pin
     skipped = [o for o in report["outcomes"] if o["verdict"] == "skipped"]
     assert [o["version"] for o in skipped] == ["4.44.2"] and skipped[0]["status"] == "env-failed"
@@ -248,6 +344,18 @@ def test_driver_reads_the_newest_run(tmp_path, write_config, fake_envs):
     report = bisect(config, "qwen", results=tmp_path, cache=tmp_path, releases=releases)
     assert (report["good"], report["bad"], report["endpoints_from"]) == ("4.40.2", "4.42.0", f"run {run.name}")
     assert (report["last_good"], report["first_bad"]) == ("4.41.0", "4.41.1")
+    # A crash, the probes' failure and the run's own cell's failure are three outcomes: three
+    # breaks; the failing end's line is probed to its newest patch, which (in this table) passes.
+    assert [(w["from"], w["to"], w["outcome"], w.get("signature", "").split(":")[0]) for w in report["windows"]] == [
+        ("4.40.2", "4.41.0", "pass", ""),
+        ("4.41.1", "4.41.1", "crashed", "generate crashed ValueError"),
+        ("4.41.2", "4.41.2", "fail", "generate ValueError"),
+        ("4.42.0", "4.42.0", "fail", "- -"),
+        ("4.42.1", "4.42.4", "pass", ""),
+    ]
+    assert [b["first_bad"] for b in report["breaks"]] == ["4.41.1", "4.41.2", "4.42.0"]
+    assert report["run"] == run.name and (run / "_bisect-qwen.json").is_file()
+    assert not (tmp_path / "bisect" / "qwen.json").exists(), "a run's bisect is that run's, not the published one"
 
 
 def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, write_config, capsys):
@@ -264,17 +372,32 @@ def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, write_config, capsys):
 
 
 @pytest.mark.e2e
-def test_real_bisect_finds_the_first_failing_release_of_chatglm_legacy(tmp_path, fixture_cache):
+def test_real_bisect_finds_every_window_of_chatglm_legacy(tmp_path, fixture_cache):
+    # DESIGN.md's table: generate works to 4.41.2, then fails three different ways; the shim rescues all.
     config = load(ROOT / "matrix.toml")
     report = bisect(config, "chatglm-legacy", results=tmp_path, cache=fixture_cache, good="4.40.2", bad="4.50.3")
+    windows = [(w["from"], w["to"], w["outcome"], (w.get("error") or {}).get("type")) for w in report["windows"]]
+    assert windows == [
+        ("4.40.2", "4.41.2", "pass", None),
+        ("4.42.0", "4.43.4", "fail", "ValueError"),
+        ("4.44.0", "4.48.3", "fail", "TypeError"),
+        ("4.49.0", "4.50.3", "fail", "AttributeError"),
+    ]
+    assert all(w["exact_from"] for w in report["windows"][1:])
+    assert "standardize_cache_format" in report["windows"][2]["error"]["message"]
     assert (report["last_good"], report["first_bad"], report["exact"]) == ("4.41.2", "4.42.0", True)
     assert report["first_bad_error"]["phase"] == "generate"
-    assert report["first_bad_error"]["type"] == "ValueError"
     assert report["bound"] == {"range": "transformers>=4.40,<4.42", "pin": "transformers==4.41.2"}
+    assert [(w["from"], w["to"], w["outcome"]) for w in report["variants"]["extract-past"]] == [
+        ("4.40.2", "4.50.3", "pass")
+    ]
     assert report["candidates"] == 32
-    assert report["env_builds"] <= report["probes"] <= math.ceil(math.log2(32)) + 1
-    by_version = {o["version"]: o for o in report["outcomes"]}
+    assert report["env_builds"] <= report["probes"] <= report["answers"] <= report["max_probes"]
+    by_version = {o["version"]: o for o in report["outcomes"] if o["variant"] == ""}
     assert by_version["4.42.0"]["status"] == "fail" and by_version["4.41.2"]["status"] == "pass"
-    cell = json.loads((tmp_path / by_version["4.42.0"]["cell"]).read_text())
-    assert cell["versions"]["transformers"] == "4.42.0" and cell["variant"] == ""
+    if by_version["4.42.0"]["source"] == "probed":
+        cell = json.loads((tmp_path / by_version["4.42.0"]["cell"]).read_text())
+        assert cell["versions"]["transformers"] == "4.42.0" and cell["variant"] == ""
     assert (tmp_path / "bisect" / "chatglm-legacy.json").is_file()
+    again = bisect(config, "chatglm-legacy", results=tmp_path, cache=fixture_cache, good="4.40.2", bad="4.50.3")
+    assert (again["probes"], again["env_builds"]) == (0, 0) and again["windows"] == report["windows"]

@@ -21,9 +21,9 @@ import pytest
 from playwright.sync_api import Browser, ElementHandle, Page, sync_playwright
 
 from matrix.aggregate import aggregate
-from matrix.classify import classify, load_known_breaks
 from matrix.collect import Run
 from matrix.compare import judge
+from matrix.diagnosis import diagnose, load_known_breaks
 from matrix.page import page
 from matrix.recommend import recommend
 from probes.record import cell_stem
@@ -255,7 +255,7 @@ def hostile_page(tmp_path: Path) -> Path:
     run = Run(tmp_path / "runs" / "hostile", envs, cells, [HOSTILE_MODEL, "plain"])
     matrix = aggregate(run)
     judge(matrix, run.model_specs, run.settings)
-    unknown = classify(matrix.all_cells(), load_known_breaks())
+    unknown = diagnose(matrix, load_known_breaks())
     assert unknown, "the OSError cell should stay unrecognised, so its message is listed too"
     path = tmp_path / "index.html"
     path.write_text(page(matrix, recommend(matrix), WHEN, unknown, ["- " + HOSTILE_UNKNOWN]), encoding="utf-8")

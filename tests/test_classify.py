@@ -1,10 +1,11 @@
-"""The known-break table against real messages, and grouping of unrecognised failures."""
+"""The known-break table (the curated layer of the diagnosis) and grouping of unrecognised failures."""
 
 from __future__ import annotations
 
 import pytest
 
-from matrix.classify import classify, diagnose, group_unknown, load_known_breaks, normalise
+from matrix.diagnosis.signature import group_unknown, normalise
+from matrix.diagnosis.table import from_table, load_known_breaks
 from probes.status import Status
 from tests.conftest import make_cell
 
@@ -55,8 +56,8 @@ def failing(exc_type: str, phase: str, message: str, traceback: str = "", env: s
 
 @pytest.mark.parametrize(("entry", "exc_type", "phase", "message", "traceback"), REAL_MESSAGES)
 def test_each_entry_matches_its_real_message(entry, exc_type, phase, message, traceback):
-    found = diagnose(failing(exc_type, phase, message, traceback), TABLE)
-    assert found is not None and found.id == entry
+    found = from_table(failing(exc_type, phase, message, traceback), TABLE)
+    assert found is not None and found.id == entry and found.source == "table"
 
 
 def test_every_entry_has_a_real_message_a_cause_and_fixes():
@@ -65,9 +66,8 @@ def test_every_entry_has_a_real_message_a_cause_and_fixes():
         assert entry.cause and entry.fixes and entry.introduced_in[0] in "45"
 
 
-def test_unexplained_and_non_failing_cells_get_no_diagnosis():
-    assert diagnose(failing("KeyError", "load", "'rope_scaling'"), TABLE) is None
-    assert diagnose(make_cell("e", "m", Status.TIMEOUT), TABLE) is None
+def test_unexplained_cells_get_no_table_entry():
+    assert from_table(failing("KeyError", "load", "'rope_scaling'"), TABLE) is None
 
 
 def test_normalise_removes_what_varies():
@@ -82,8 +82,9 @@ def test_one_new_kind_of_break_shows_once_with_every_place_it_hits():
         failing("RuntimeError", "forward", "shape mismatch"),
         failing("AttributeError", "generate", "'X' object has no attribute '_extract_past_from_model_output'"),
     ]
-    groups = classify(cells, TABLE)
+    cells[3].diagnosis = from_table(cells[3], TABLE).to_dict()
     assert cells[3].diagnosis["id"] == "extract-past-removed"
+    groups = group_unknown(cells)
     assert len(groups) == 2
     rope = next(group for group in groups if group.exception == "KeyError")
     assert rope.cells == [("x", "m"), ("y", "n")]

@@ -67,6 +67,16 @@ CASES = [
         id="bad-pin",
     ),
     pytest.param(
+        ENV + MODEL + 'requires = ["einops>=0.7", "sentence piece"]\n',
+        "matrix.toml: [models.m] requires: value #2 'sentence piece' is not a requirement such as 'numpy<2'",
+        id="bad-requires",
+    ),
+    pytest.param(
+        "[settings]\ndrift_blocks = 1\n" + ENV + MODEL,
+        "matrix.toml: [settings] drift_blocks: must be a bool, not int (1)",
+        id="drift-blocks-not-bool",
+    ),
+    pytest.param(
         ENV + "pins = [1]\n" + MODEL,
         "matrix.toml: [envs.a] pins: value #1 must be a string, not int",
         id="pin-not-string",
@@ -183,6 +193,12 @@ def test_good_config_normalises_specs(write_config):
     assert old.requirements() == ["transformers==4.40.*", "torch==2.13.0"]
     assert latest.requirements() == ["transformers", "torch"]
     assert config.models[0].source_kind == "fixture" and config.models[0].timeout == 300.0
+
+
+def test_model_requires_are_installed_in_every_env(write_config):
+    config = load(write_config(ENV + '[envs.b]\ntransformers = "latest"\n' + MODEL + 'requires = ["einops>=0.7"]\n'))
+    assert config.models[0].requires == ("einops>=0.7",)
+    assert [env.requirements()[-1] for env in config.envs] == ["einops>=0.7", "einops>=0.7"]
 
 
 def test_shipped_default_config_is_valid():

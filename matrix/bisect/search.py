@@ -1,0 +1,210 @@
+"""Where a model's outcome changes over a release line: windows, not one first bad release.
+
+A model can break more than once between a good and a bad release, and a patch release
+can undo a break. So the search compares *outcomes* (`PASS`, or a failure's signature:
+phase, exception type, normalised message), not good/bad. It keeps what each release was
+observed to do and bisects every gap between two neighbouring observed releases whose
+outcomes differ and that still holds untested releases, until none is left; a gap whose
+ends agree is taken to agree throughout (the bisection assumption).
+
+A window that no probe lands in stays invisible, and the likeliest such window is a break
+that a later patch release undoes. So, once no differing gap is left, the newest patch
+release of every minor line where a failure begins, and of the failing end's line, is
+probed too: if it disagrees, the gap it opens is bisected like any other.
+
+A release that says nothing (None: its env could not be built, the model was unavailable)
+is skipped, as `git bisect skip` would, and a boundary next to it is not exact.
+
+Pure: `probe(version) -> outcome` is given, so tests drive the search with tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from packaging.version import Version
+
+PASS = "pass"
+Outcome = str | None  # PASS, a failure signature, or None: this release says nothing
+
+
+@dataclass(frozen=True)
+class Window:
+    """Consecutive observed releases with one outcome (untested ones inside are assumed alike).
+
+    `exact_from`: the release just before `first` was observed, with another outcome (so the
+    window starts exactly here); `exact_to` likewise after `last`. `unresolved_before`: the
+    releases between the previous window and this one that said nothing or were not tested.
+    """
+
+    first: str
+    last: str
+    outcome: str
+    exact_from: bool = False
+    exact_to: bool = False
+    unresolved_before: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Where one outcome ends (`last`) and the next begins (`first`)."""
+
+    last: str
+    first: str
+    before: str
+    after: str
+    exact: bool
+    unresolved: tuple[str, ...]
+
+
+@dataclass
+class Search:
+    """What the search observed: the known outcomes, then every probe in order."""
+
+    line: list[str]
+    observed: dict[str, Outcome]
+    probed: list[tuple[str, Outcome, str]] = field(default_factory=list)  # (release, outcome, why)
+    untested_at_start: int = 0
+    limited: bool = False
+
+    def windows(self) -> list[Window]:
+        runs: list[list[str]] = []
+        for version in (v for v in self.line if self.observed.get(v) is not None):
+            if runs and self.observed[runs[-1][-1]] == self.observed[version]:
+                runs[-1].append(version)
+            else:
+                runs.append([version])
+        index = {v: i for i, v in enumerate(self.line)}
+        gaps = [()] + [tuple(self.line[index[a[-1]] + 1 : index[b[0]]]) for a, b in zip(runs, runs[1:], strict=False)]
+        return [
+            Window(
+                first=run[0],
+                last=run[-1],
+                outcome=str(self.observed[run[0]]),
+                exact_from=number > 0 and not gaps[number],
+                exact_to=number + 1 < len(runs) and not gaps[number + 1],
+                unresolved_before=gaps[number],
+            )
+            for number, run in enumerate(runs)
+        ]
+
+    def transitions(self) -> list[Transition]:
+        windows = self.windows()
+        return [
+            Transition(a.last, b.first, a.outcome, b.outcome, b.exact_from, b.unresolved_before)
+            for a, b in zip(windows, windows[1:], strict=False)
+        ]
+
+    def breaks(self) -> list[Transition]:
+        """Every transition into a failure (from a pass or from another failure)."""
+        return [t for t in self.transitions() if t.after != PASS]
+
+    @property
+    def per_transition(self) -> int:
+        """Probes one transition can cost: ceil(log2(n)) + 1 for n untested releases."""
+        return math.ceil(math.log2(max(self.untested_at_start, 1))) + 1
+
+    @property
+    def max_probes(self) -> int:
+        """The bound the probes stay within: per transition, plus ends, patch probes and skips."""
+        extra = sum(1 for _, outcome, why in self.probed if why != "gap" or outcome is None)
+        return self.per_transition * len(self.transitions()) + extra
+
+
+def search_windows(
+    line: Sequence[str],
+    known: Mapping[str, Outcome],
+    probe: Callable[[str], Outcome],
+    *,
+    ends: tuple[str, str] | None = None,
+    limit: int | None = None,
+) -> Search:
+    """Probe releases of `line` until no gap between differing neighbours has untested releases.
+
+    `known`: outcomes already observed (a run's own cells); they are never probed again.
+    `ends` (default: the first and last of `line`) are probed first when not known; releases
+    beyond the far end are probed only as newest patch releases of a failing line. `limit`
+    caps the probes (the search then stops with `limited` set).
+    """
+    ordered = sorted(dict.fromkeys([*line, *known, *(ends or ())]), key=Version)
+    lo, hi = ends or (ordered[0], ordered[-1])
+    ordered = [v for v in ordered if Version(v) >= Version(lo)]
+    search = Search(ordered, {v: o for v, o in known.items() if v in ordered})
+    search.untested_at_start = sum(1 for v in ordered if v not in search.observed and Version(v) <= Version(hi))
+    while (step := _next_probe(search, lo, hi)) is not None:
+        if limit is not None and len(search.probed) >= limit:
+            search.limited = True
+            break
+        version, why = step
+        outcome = probe(version)
+        search.observed[version] = outcome
+        search.probed.append((version, outcome, why))
+    return search
+
+
+def _next_probe(search: Search, lo: str, hi: str) -> tuple[str, str] | None:
+    """(release, why): an unknown end, else the middle of the oldest differing gap, else a patch line's newest."""
+    line, seen = search.line, search.observed
+    for end in (lo, hi):
+        if end not in seen:
+            return end, "end"
+    observed = [i for i, v in enumerate(line) if seen.get(v) is not None]
+    for i, j in zip(observed, observed[1:], strict=False):
+        if seen[line[i]] == seen[line[j]]:
+            continue
+        untested = [k for k in range(i + 1, j) if line[k] not in seen]
+        if untested:
+            middle = (i + j) / 2
+            return line[min(untested, key=lambda k: (abs(k - middle), k))], "gap"
+    starts = [t.first for t in search.breaks()]
+    if seen.get(hi) not in (None, PASS):
+        starts.append(hi)
+    for start in starts:
+        newest = newest_patch(line, start)
+        if newest not in seen:
+            return newest, "patch"
+    return None
+
+
+@dataclass(frozen=True)
+class BisectResult:
+    """Where a good/bad search ended; `unresolved`: skipped versions the first bad may hide among."""
+
+    last_good: str
+    first_bad: str
+    probed: list[tuple[str, bool | None]]
+    unresolved: list[str]
+
+
+def first_bad(candidates: list[str], is_good: Callable[[str], bool | None]) -> BisectResult:
+    """Plain binary search for one good -> bad edge; candidates[0] is good, candidates[-1] bad.
+
+    For questions with two answers only (the symbol history asks "does this release still
+    have the name?"); a model's outcomes go through `search_windows`. `is_good` may answer
+    None (the version says nothing): it is dropped and the untested version nearest the
+    middle is tried instead. Without skips it asks at most ceil(log2(len(candidates) - 1)) times.
+    """
+    if len(candidates) < 2:
+        raise ValueError("need a known good and a known bad candidate")
+    lo, hi, skipped, probed = 0, len(candidates) - 1, set(), []
+    while untested := [i for i in range(lo + 1, hi) if i not in skipped]:
+        middle = (lo + hi) / 2
+        mid = min(untested, key=lambda i: (abs(i - middle), i))
+        verdict = is_good(candidates[mid])
+        probed.append((candidates[mid], verdict))
+        if verdict is None:
+            skipped.add(mid)
+        elif verdict:
+            lo = mid
+        else:
+            hi = mid
+    unresolved = [candidates[i] for i in sorted(skipped) if lo < i < hi]
+    return BisectResult(candidates[lo], candidates[hi], probed, unresolved)
+
+
+def newest_patch(line: Sequence[str], version: str) -> str:
+    """The newest release of `line` in the same major.minor line as `version`."""
+    key = Version(version).release[:2]
+    return max((v for v in line if Version(v).release[:2] == key), key=Version, default=version)

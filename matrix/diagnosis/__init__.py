@@ -1,0 +1,92 @@
+"""Why each failing cell failed, from evidence, in layers.
+
+A failing cell is explained by the first layer that can, and the explanation says which:
+
+1. `table`: the curated known-break table (human-written cause and fixes);
+2. `verdicts`: a package the model needs and the env lacks; non-finite outputs;
+3. `symbols`: the failure names a transformers symbol (attribute, import, module,
+   keyword): the releases' own sources say where it lived, when it went, where it moved;
+4. `frames`: the failure is inside the model's own code: its frame, the transformers
+   frame that called it, and how that transformers function changed.
+
+Whatever layer explains a cell, its fixes are then filtered and led by the matrix's own
+evidence (`evidence`): the shim variants that passed for that model in that env, the
+release bounds the bisect or the envs show. Failures no layer explains are grouped by
+signature so each new kind shows once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matrix.aggregate import Matrix
+from matrix.diagnosis import evidence, failure, frames, symbols, verdicts
+from matrix.diagnosis.finding import Diagnosis
+from matrix.diagnosis.signature import UnknownGroup, group_unknown
+from matrix.diagnosis.sources import SourceShelf
+from matrix.diagnosis.table import KnownBreak, from_table, load_known_breaks
+from probes.record import CellResult
+from probes.status import Status
+
+__all__ = ["Diagnosis", "KnownBreak", "Sources", "UnknownGroup", "diagnose", "load_known_breaks"]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where release sources are read from (`cache`), and the release line (oldest first),
+    for the layers that read transformers' own code; absent, only the table, the verdicts
+    and the matrix's evidence speak."""
+
+    cache: Path
+    releases: tuple[str, ...] = ()
+
+
+def diagnose(
+    matrix: Matrix,
+    table: list[KnownBreak],
+    bisects: dict[str, dict[str, Any]] | None = None,
+    sources: Sources | None = None,
+) -> list[UnknownGroup]:
+    """Attach a diagnosis to every failing cell some layer explains; group the others."""
+    shelf = SourceShelf(sources.cache) if sources is not None else None
+    for cell in matrix.all_cells():
+        cell.diagnosis = None
+        if cell.status is not Status.FAIL or not cell.error:
+            continue
+        found = evidence.bounds(cell, matrix, (bisects or {}).get(cell.model))
+        explained = explain(cell, matrix, table, found, shelf, sources.releases if sources else ())
+        if explained is None:
+            continue
+        if found is not None:
+            if found.exact or not explained.introduced_in:
+                explained.introduced_in, explained.exact = found.first_bad, found.exact
+            explained.last_good = explained.last_good or found.last_good
+        explained.fixes = evidence.evidence_fixes(cell, matrix, found, explained.fixes)
+        cell.diagnosis = explained.to_dict()
+    return group_unknown(matrix.all_cells())
+
+
+def explain(
+    cell: CellResult,
+    matrix: Matrix,
+    table: list[KnownBreak],
+    found: evidence.Bounds | None,
+    shelf: SourceShelf | None,
+    releases: tuple[str, ...] = (),
+) -> Diagnosis | None:
+    """The first layer's explanation of one failing cell, or None."""
+    if (known := from_table(cell, table)) is not None:
+        return known
+    named = failure.read_failure(cell.error or {}, cell.phase)
+    if named.symbol is not None and named.symbol.kind == "missing-package":
+        return verdicts.missing_package(cell, list(named.symbol.names or (named.symbol.name,)), matrix)
+    if (numeric := verdicts.non_finite(cell)) is not None:
+        return numeric
+    if shelf is None or found is None or found.before is None:
+        return None
+    failed_in = next((env.transformers for env in matrix.envs if env.name == cell.env), None)
+    return symbols.symbol_history(
+        named, found.before, found.first_bad, shelf, list(releases) or None
+    ) or frames.traceback_history(named, found.before, found.first_bad, shelf, failed_in=failed_in)

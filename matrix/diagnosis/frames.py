@@ -1,0 +1,174 @@
+"""The traceback layer: a failure inside the model's own code, and the transformers code that called it.
+
+`'NoneType' object has no attribute 'shape'` or `'tuple' object has no attribute
+'get_seq_length'` name no transformers symbol: the break is in what transformers now
+hands the model (a cache object instead of a tuple, None where a tensor was). The
+traceback says where: the model's innermost frame (file:line and the expression that
+failed) and the nearest transformers frame above it, the function that called into the
+model. Comparing that function between the last good and the first failing release (its
+signature, the keyword arguments it passes to each callee, the lines that changed) shows
+what it now does differently. When the failure has no model frame at all (transformers
+itself reads something the model's config lacks), the innermost transformers frame is
+compared instead.
+
+This is circumstantial evidence, so confidence is medium at best: the changed caller is
+where to look, not proof of the cause.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import textwrap
+from pathlib import PurePosixPath
+
+from matrix.diagnosis.api_lookup import Found, Release
+from matrix.diagnosis.failure import Failure, Frame
+from matrix.diagnosis.finding import Diagnosis
+from matrix.diagnosis.sources import SourceShelf
+
+MAX_DIFF_LINES = 12
+MAX_LINE = 160
+
+
+def traceback_history(
+    failure: Failure, last_good: str, first_bad: str, shelf: SourceShelf, failed_in: str | None = None
+) -> Diagnosis | None:
+    """The model's frame, the transformers frame that called it, and how that function
+    changed from `last_good` to `first_bad`; None without a transformers frame or sources.
+
+    `failed_in`: the release the traceback was recorded with (its line numbers tell
+    same-named methods apart); `first_bad` is assumed when not given.
+    """
+    model, caller = split_frames(failure.frames)
+    if caller is None or caller.module is None:
+        return None
+    before, after = shelf.release(last_good), shelf.release(first_bad)
+    recorded = shelf.release(failed_in) if failed_in else after
+    if before is None or after is None or recorded is None:
+        return None
+    called = function_at(recorded, caller)
+    if called is None:
+        return None
+    old, new = same_function(before, called), same_function(after, called)
+    changes = compare(before, old, after, new)
+    evidence = [f"model frame: {_short(model)}" if model else f"failed inside transformers: {_short(caller)}"]
+    evidence += [f"transformers frame that called it: {_short(caller)} ({called.qualname})"] if model else []
+    evidence += changes
+    if model:
+        cause = (
+            f"The model's code fails at {_short(model)} ({failure.error_type}: {failure.message.strip()[:160]}), "
+            f"called from transformers' {called.qualname}. "
+        )
+    else:
+        cause = f"transformers' {called.qualname} fails ({failure.error_type}: {failure.message.strip()[:160]}). "
+    if changes:
+        cause += (
+            f"{called.qualname} changed between {last_good} and {first_bad}: see the evidence for what it now does."
+        )
+        short_id = f"{'caller changed' if model else 'changed'}: {called.qualname}"
+    else:
+        cause += f"{called.qualname} is the same in {last_good} and {first_bad}; the change lies in what it calls."
+        short_id = f"model code: {PurePosixPath(model.file).name}:{model.line}" if model else f"in: {called.qualname}"
+    fixes = (
+        [f"upstream: adapt the model's {model.function} to what {called.qualname} does in {first_bad}"] if model else []
+    )
+    return Diagnosis(
+        source="traceback",
+        id=short_id,
+        cause=cause,
+        confidence="medium" if changes else "low",
+        introduced_in=first_bad,
+        last_good=last_good,
+        symbol=f"{called.module}.{called.qualname}",
+        evidence=evidence,
+        fixes=[*fixes, f"pin transformers<{first_bad}"],
+    )
+
+
+def split_frames(frames: list[Frame]) -> tuple[Frame | None, Frame | None]:
+    """(the model's innermost frame, the transformers frame that called into it); without a
+    model frame, (None, the innermost transformers frame)."""
+    model_at = next((i for i in range(len(frames) - 1, -1, -1) if frames[i].kind == "model"), None)
+    above = frames if model_at is None else frames[:model_at]
+    caller = next((frame for frame in reversed(above) if frame.kind == "transformers"), None)
+    return (frames[model_at] if model_at is not None else None), caller
+
+
+def function_at(release: Release, frame: Frame) -> Found | None:
+    """The function or method of `frame.module` whose lines hold the frame's line (by name
+    alone when none does: the traceback may come from another release)."""
+    candidates = [found for found in [release.exported(frame.module or "", frame.function)] if found]
+    candidates = [c for c in candidates if c.entry["kind"] == "function"]
+    candidates += (
+        release.members_named(frame.function, [frame.module or ""]) if release.has_module(frame.module or "") else []
+    )
+    candidates = [c for c in candidates if c.entry["kind"] in ("function", "method", "property")]
+    holding = [c for c in candidates if c.entry["line"] <= frame.line <= (c.entry.get("end") or c.entry["line"])]
+    return next(iter(holding or candidates), None)
+
+
+def same_function(release: Release, found: Found) -> Found | None:
+    if found.owner:
+        return release.find_member(found.module, found.owner, found.name)
+    return release.function(found.module, found.name)
+
+
+def compare(before: Release, old: Found | None, after: Release, new: Found | None) -> list[str]:
+    """What changed in one function between two releases, one fact a line (nothing if equal)."""
+    if old is None or new is None:
+        known = old or new
+        if known is None:
+            return []
+        present, absent = (after, before) if new else (before, after)
+        return [f"{known.qualname} exists in {present.version} but not in {absent.version}"]
+    old_lines, new_lines = before.source(old)[1:], after.source(new)[1:]
+    changes = []
+    if old.signature != new.signature:
+        changes.append(f"signature: {before.version} {old.signature} -> {after.version} {new.signature}")
+    old_calls, new_calls = call_keywords(before.source(old)), call_keywords(after.source(new))
+    for callee in sorted(set(old_calls) | set(new_calls)):
+        was_passed, now_passed = old_calls.get(callee, set()), new_calls.get(callee, set())
+        passed = [f"+{k}=" for k in sorted(now_passed - was_passed)] + [
+            f"-{k}=" for k in sorted(was_passed - now_passed)
+        ]
+        if passed:
+            changes.append(f"calls {callee}(): {', '.join(passed)}")
+    diff = [line[:MAX_LINE] for line in _changed_lines(old_lines, new_lines)]
+    if diff:
+        shown = diff[:MAX_DIFF_LINES]
+        more = f" (+{len(diff) - len(shown)} more)" if len(diff) > len(shown) else ""
+        changes.append(f"{new.qualname} {before.version} -> {after.version}, changed lines{more}: " + " | ".join(shown))
+    return changes
+
+
+def _changed_lines(old: list[str], new: list[str]) -> list[str]:
+    """`-`/`+` lines of a diff that ignores indentation, blank lines and comments."""
+
+    def code(lines: list[str]) -> list[str]:
+        return [s for line in lines if (s := line.strip()) and not s.startswith("#")]
+
+    diff = difflib.unified_diff(code(old), code(new), n=0, lineterm="")
+    return [line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+
+
+def _short(frame: Frame) -> str:
+    """`transformers/generation/utils.py:2651 in _sample: <expression>`: enough to find it."""
+    source = f": {frame.source}" if frame.source else ""
+    path = frame.file.rsplit("-packages/", 1)[-1] if frame.module else PurePosixPath(frame.file).name
+    return f"{path}:{frame.line} in {frame.function}{source}"
+
+
+def call_keywords(lines: list[str]) -> dict[str, set[str]]:
+    """Keyword arguments a function's source passes, by the callee's name (`_pad`: {...})."""
+    try:
+        tree = ast.parse(textwrap.dedent("\n".join(lines)))
+    except SyntaxError:
+        return {}
+    passed: dict[str, set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            passed.setdefault(name, set()).update(k.arg for k in node.keywords if k.arg)
+    return passed

@@ -1,0 +1,347 @@
+"""The window search over fake release lines, and bisect answers as cached facts.
+
+The search is pure (a table stands in for `probe(version) -> outcome`), so every case
+asserts both the windows and what they cost. The facts are tested through `Prober` with
+its env building and runner replaced: the same question is answered from the cache, and a
+changed model file, release, variant or probe code asks again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from matrix.bisect import PASS, Prober, bisect, outcome_of, search_windows
+from matrix.bisect.cache import Facts, folder_fingerprint
+from matrix.collect import bisect_file, collect_bisects
+from matrix.config import EnvSpec, load
+from probes.status import Status
+from tests.conftest import make_cell
+
+# The final, non-yanked transformers releases from 4.40.2 to 4.50.3 (4.46.0 is yanked).
+MICROS = {40: [2], 41: [0, 1, 2], 42: range(5), 43: range(5), 44: range(3), 45: range(3), 46: [1, 2, 3]}
+MICROS |= {47: range(2), 48: range(4), 49: [0], 50: range(4)}
+TF = [f"4.{minor}.{micro}" for minor, micros in MICROS.items() for micro in micros]
+
+
+def line_of(*starts: tuple[str, str | None]):
+    """A fake release line: each (release, outcome) holds from that release on."""
+
+    def truth(version: str) -> str | None:
+        found = None
+        for start, outcome in starts:
+            if Version(version) >= Version(start):
+                found = outcome
+        return found
+
+    return truth
+
+
+def run(truth, known, line=TF, **options):
+    asked: list[str] = []
+
+    def probe(version: str) -> str | None:
+        asked.append(version)
+        return truth(version)
+
+    return search_windows(line, known, probe, **options), asked
+
+
+def spans(search) -> list[tuple[str, str, str, bool, bool]]:
+    return [(w.first, w.last, w.outcome, w.exact_from, w.exact_to) for w in search.windows()]
+
+
+def test_one_break():
+    search, asked = run(line_of(("4.40.2", PASS), ("4.42.0", "A")), {"4.40.2": PASS, "4.50.3": "A"})
+    assert spans(search) == [("4.40.2", "4.41.2", PASS, False, True), ("4.42.0", "4.50.3", "A", True, False)]
+    assert [(b.last, b.first, b.exact) for b in search.breaks()] == [("4.41.2", "4.42.0", True)]
+    assert "4.42.4" in asked, "the newest patch of the first bad line is probed"
+    assert len(asked) == len(set(asked)) == 5 <= search.max_probes == math.ceil(math.log2(32)) + 1
+    assert "4.40.2" not in asked and "4.50.3" not in asked, "known outcomes are never probed"
+
+
+def test_two_different_breaks_after_one_pass():
+    # The chatglm-legacy fixture's line (DESIGN.md): three failures, each its own window.
+    truth = line_of(("4.40.2", PASS), ("4.42.0", "A"), ("4.44.0", "B"), ("4.49.0", "C"))
+    search, asked = run(truth, {"4.40.2": PASS, "4.50.3": "C"})
+    assert spans(search) == [
+        ("4.40.2", "4.41.2", PASS, False, True),
+        ("4.42.0", "4.43.4", "A", True, True),
+        ("4.44.0", "4.48.3", "B", True, True),
+        ("4.49.0", "4.50.3", "C", True, False),
+    ]
+    assert [(b.before, b.after) for b in search.breaks()] == [(PASS, "A"), ("A", "B"), ("B", "C")]
+    assert len(asked) == 12 <= search.max_probes == 3 * 6  # the newest 4.42 and 4.44 fell in gaps anyway
+
+
+def test_a_break_undone_by_a_later_patch_release_at_the_failing_end():
+    # The run failed on 4.48.0; 4.48.1 fixed it: the failing end's line is probed to its newest patch.
+    truth = line_of(("4.40.2", PASS), ("4.48.0", "B"), ("4.48.1", PASS))
+    line = TF[: TF.index("4.48.3") + 1]
+    search, asked = run(truth, {"4.40.2": PASS, "4.48.0": "B"}, line, ends=("4.40.2", "4.48.0"))
+    assert spans(search) == [
+        ("4.40.2", "4.47.1", PASS, False, True),
+        ("4.48.0", "4.48.0", "B", True, True),
+        ("4.48.1", "4.48.3", PASS, True, False),
+    ]
+    assert asked[-2:] == ["4.48.3", "4.48.1"] and len(asked) == 7 <= search.max_probes
+
+
+def test_a_break_undone_by_a_patch_release_then_another_break():
+    # 4.45.0 breaks (B), 4.45.2 fixes it, 4.49.0 breaks again (C); the run had 4.45.0.
+    truth = line_of(("4.40.2", PASS), ("4.45.0", "B"), ("4.45.2", PASS), ("4.49.0", "C"))
+    search, asked = run(truth, {"4.40.2": PASS, "4.45.0": "B", "4.50.3": "C"})
+    assert spans(search) == [
+        ("4.40.2", "4.44.2", PASS, False, True),
+        ("4.45.0", "4.45.1", "B", True, True),
+        ("4.45.2", "4.48.3", PASS, True, True),
+        ("4.49.0", "4.50.3", "C", True, False),
+    ]
+    assert [(b.last, b.first, b.after) for b in search.breaks()] == [
+        ("4.44.2", "4.45.0", "B"),
+        ("4.48.3", "4.49.0", "C"),
+    ]
+    assert len(asked) == 12 <= search.max_probes
+
+
+def test_a_window_no_probe_lands_in_stays_invisible():
+    # The bisection assumption, stated: 4.44.0-4.44.1 fail, but every probe around passes.
+    truth = line_of(("4.40.2", PASS), ("4.44.0", "B"), ("4.44.2", PASS), ("4.49.0", "C"))
+    search, _ = run(truth, {"4.40.2": PASS, "4.50.3": "C"})
+    assert spans(search) == [("4.40.2", "4.48.3", PASS, False, True), ("4.49.0", "4.50.3", "C", True, False)]
+
+
+def test_releases_that_say_nothing_are_skipped_and_make_edges_inexact():
+    truth = line_of(("4.40.2", PASS), ("4.42.0", "A"))
+    search, asked = run(lambda v: None if v in ("4.42.0", "4.43.0") else truth(v), {"4.40.2": PASS, "4.50.3": "A"})
+    assert spans(search) == [("4.40.2", "4.41.2", PASS, False, False), ("4.42.1", "4.50.3", "A", False, False)]
+    (found,) = search.breaks()
+    assert (found.last, found.first, found.exact, found.unresolved) == ("4.41.2", "4.42.1", False, ("4.42.0",))
+    assert len(asked) == 5 <= search.max_probes
+    # Nothing in between says anything: the edge is anywhere between the ends.
+    search, asked = run(lambda v: None, {"4.40.2": PASS, "4.50.3": "A"})
+    assert search.breaks()[0].unresolved == tuple(TF[1:-1]) and sorted(asked, key=Version) == TF[1:-1]
+
+
+def test_unknown_ends_are_probed_first_and_the_limit_stops_the_search():
+    truth = line_of(("4.40.2", PASS), ("4.42.0", "A"), ("4.44.0", "B"))
+    search, asked = run(truth, {}, ends=("4.40.2", "4.50.3"))
+    assert asked[:2] == ["4.40.2", "4.50.3"] and [w.outcome for w in search.windows()] == [PASS, "A", "B"]
+    search, asked = run(truth, {}, ends=("4.40.2", "4.50.3"), limit=3)
+    assert search.limited and len(asked) == 3
+    assert not all(b.exact for b in search.breaks())
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 8, 13, 21])
+def test_every_window_of_distinct_outcomes_is_found_exactly_within_the_bound(n):
+    releases = [f"1.{i}.0" for i in range(n)]  # one release per minor line: no patch probes
+    for a, b in itertools.combinations(range(1, n), 2):
+        outcomes = ["p"] * a + ["x"] * (b - a) + ["y"] * (n - b)
+        search, asked = run(lambda v, o=outcomes: o[releases.index(v)], {releases[0]: "p", releases[-1]: "y"}, releases)
+        assert spans(search) == [
+            (releases[0], releases[a - 1], "p", False, True),
+            (releases[a], releases[b - 1], "x", True, True),
+            (releases[b], releases[-1], "y", True, False),
+        ]
+        assert len(asked) <= search.max_probes
+        single, asked = run(
+            lambda v, a=a: "p" if releases.index(v) < a else "y", {releases[0]: "p", releases[-1]: "y"}, releases
+        )
+        assert len(asked) <= max(math.ceil(math.log2(n - 1)), 0) and single.breaks()[0].first == releases[a]
+
+
+def test_the_bound_holds_with_skips():
+    releases = [f"1.{i}.0" for i in range(24)]
+    for a, b, hole in itertools.product(range(1, 24, 3), range(2, 24, 3), range(1, 23, 2)):
+        if a >= b:
+            continue
+
+        def truth(v, a=a, b=b, hole=hole):
+            i = releases.index(v)
+            return None if i in (hole, hole + 1) else ("p" if i < a else "x" if i < b else "y")
+
+        search, asked = run(truth, {releases[0]: "p", releases[-1]: "y"}, releases)
+        assert len(asked) <= search.max_probes
+        for window in search.windows():  # what a window claims at its ends is what was observed
+            assert truth(window.first) == truth(window.last) == window.outcome
+
+
+def test_outcome_signature_ignores_what_varies():
+    def failing(message: str, **extra):
+        error = {"type": "TypeError", "message": message, "traceback": ""}
+        return make_cell("tf", "m", Status.FAIL, phase="generate", error=error, **extra)
+
+    one = outcome_of(failing("f() got an unexpected keyword argument 'k' at 0x7f00aa in /a/b/c.py:12"))
+    assert one == outcome_of(failing("f() got an unexpected keyword argument 'k' at 0x1234 in /x/y/z.py:99"))
+    assert one != outcome_of(failing("f() got an unexpected keyword argument 'j'"))
+    assert outcome_of(make_cell("tf", "m", Status.PASS)) == PASS
+    assert outcome_of(make_cell("tf", "m", Status.PASS_WITH_SHIM, variant="s")) == PASS
+    assert outcome_of(make_cell("tf", "m", Status.UNAVAILABLE)) is None
+    assert outcome_of(make_cell("tf", "m", Status.TIMEOUT)).startswith("- timeout")  # type: ignore[union-attr]
+
+
+# --- facts -----------------------------------------------------------------------------
+
+PATH_CONFIG = """
+[envs."tf-4.40"]
+transformers = "4.40.*"
+torch = "==2.13.0"
+
+[envs."tf-4.50"]
+transformers = "4.50.*"
+torch = "==2.13.0"
+
+[models.local]
+path = "model"
+task = "causal-lm"
+trust_remote_code = true
+shims = ["extract-past"]
+"""
+
+
+@pytest.fixture
+def local_model(tmp_path, write_config):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "chatglm"}')
+    (folder / "modeling_x.py").write_text("X = 1\n")
+    return load(write_config(PATH_CONFIG)), folder
+
+
+@pytest.fixture
+def fake_runner(monkeypatch):
+    """Env building and the runner replaced by a table: (version, variant) -> status (default pass)."""
+    table: dict[tuple[str, str], Status] = {}
+    ran: list[tuple[str, str]] = []
+
+    def ensure_env(self, spec):
+        self.builds += 1
+        return Path("/nonexistent/python"), True, ""
+
+    def run_cell(self, spec, variant, python):
+        version = spec.transformers.removeprefix("==")
+        ran.append((version, variant))
+        status = table.get((version, variant), Status.PASS)
+        error = {"type": "ValueError", "message": f"broken since {version[:4]}", "traceback": ""}
+        extra = {} if status.passed else {"phase": "generate", "error": error}
+        return status, make_cell(spec.name, self.model.name, status, variant=variant, **extra), ""
+
+    monkeypatch.setattr(Prober, "ensure_env", ensure_env)
+    monkeypatch.setattr(Prober, "run_cell", run_cell)
+    return table, ran
+
+
+def test_same_inputs_hit_and_a_changed_model_file_asks_again(tmp_path, local_model, fake_runner, monkeypatch):
+    config, folder = local_model
+    table, ran = fake_runner
+    table[("4.45.0", "")] = Status.FAIL
+    model, env = config.models[0], config.envs[0]
+
+    def prober() -> Prober:
+        return Prober(config, model, env, tmp_path / "results", tmp_path / "cache")
+
+    first = prober()
+    assert first.answer("4.45.0") == "generate ValueError: broken since N"
+    assert first.answer("4.44.0") == PASS and first.probes == 2 and len(ran) == 2
+    again = prober()  # a new process, same inputs: the facts answer
+    assert again.answer("4.45.0") == "generate ValueError: broken since N" and again.answer("4.44.0") == PASS
+    assert (again.probes, again.builds, len(ran)) == (0, 0, 2)
+    assert again.outcomes[("", "4.45.0")]["source"] == "cached"
+    assert prober().answer("4.45.0", "extract-past") == PASS and len(ran) == 3, "another variant is another question"
+    (folder / "modeling_x.py").write_text("X = 22\n")
+    changed = prober()
+    assert changed.answer("4.45.0") is not None and changed.probes == 1 and len(ran) == 4
+    monkeypatch.setattr("matrix.bisect.probe.probe_code_version", lambda: "other")
+    assert prober().answer("4.45.0") is not None and len(ran) == 5, "changed probe code asks again"
+
+
+def test_the_key_covers_every_input(tmp_path, local_model):
+    config, _ = local_model
+    model, env = config.models[0], config.envs[0]
+    prober = Prober(config, model, env, tmp_path / "results", tmp_path / "cache")
+    spec = EnvSpec(name="tf-4.45.0", transformers="==4.45.0", torch="==2.13.0")
+    base = prober.inputs(spec, "")
+    assert base is not None and Facts.key(base) == Facts.key(prober.inputs(spec, ""))  # type: ignore[arg-type]
+    others = [
+        prober.inputs(spec, "extract-past"),
+        prober.inputs(EnvSpec(name="tf-4.45.1", transformers="==4.45.1", torch="==2.13.0"), ""),
+        prober.inputs(EnvSpec(name="tf-4.45.0", transformers="==4.45.0", torch="==2.6.0"), ""),
+        prober.inputs(EnvSpec(name="tf-4.45.0", transformers="==4.45.0", torch="==2.13.0", python="3.12"), ""),
+        {**base, "asked": {**base["asked"], "max_new_tokens": 99}},  # the model asked to do something else
+    ]
+    assert len({Facts.key(base), *(Facts.key(o) for o in others if o)}) == 6
+
+
+def test_folder_fingerprint_hashes_contents_not_times(tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "weights.bin").write_bytes(b"\0" * 1000)
+    (one / "sub").mkdir()
+    (one / "sub" / "code.py").write_text("a = 1\n")
+    (one / ".lock").write_text("ignored")
+    cache = tmp_path / "cache"
+    fingerprint = folder_fingerprint(one, cache)
+    other = tmp_path / "other"
+    shutil.copytree(one, other)  # new mtimes, same bytes: another machine's copy
+    os.utime(other / "weights.bin", (1, 1))
+    assert folder_fingerprint(other, cache) == fingerprint == folder_fingerprint(one, cache)
+    (other / "weights.bin").write_bytes(b"\1" * 1000)  # same size, new bytes
+    assert folder_fingerprint(other, cache) != fingerprint
+    stored = next((cache / "bisect" / "hashes").glob("*.json"))
+    assert json.loads(stored.read_text())["files"]
+
+
+def _run_with(tmp_path: Path, cells: list[tuple[str, str, str, Status]], name: str = "20260101T000000Z-0001") -> Path:
+    run = tmp_path / "results" / "runs" / name
+    for env, version, variant, status in cells:
+        extra = {} if status.passed else {"phase": "generate", "error": {"type": "ValueError", "message": "m"}}
+        cell = make_cell(env, "local", status, variant=variant, versions={"transformers": version}, **extra)
+        cell.write(run)
+    return run
+
+
+def test_a_warm_rerun_makes_no_probe_and_the_report_belongs_to_its_run(tmp_path, local_model, fake_runner):
+    config, _ = local_model
+    table, ran = fake_runner
+    table.update({(v, ""): Status.FAIL for v in TF if Version(v) >= Version("4.44.0")})
+    table.update({(v, "extract-past"): Status.FAIL for v in TF if Version(v) >= Version("4.49.0")})
+    cells = [
+        ("tf-4.40", "4.40.2", "", Status.PASS),
+        ("tf-4.40", "4.40.2", "extract-past", Status.PASS),
+        ("tf-4.50", "4.50.3", "", Status.FAIL),
+        ("tf-4.50", "4.50.3", "extract-past", Status.FAIL),
+    ]
+    run = _run_with(tmp_path, cells)
+    results, cache, releases = tmp_path / "results", tmp_path / "cache", [Version(v) for v in TF]
+    report = bisect(config, "local", results=results, cache=cache, releases=releases, run_dir=run)
+    # The run's 4.50.3 cell failed with another message than the probes: two failures, two breaks.
+    assert [(w["from"], w["to"], w["outcome"]) for w in report["windows"]] == [
+        ("4.40.2", "4.43.4", "pass"),
+        ("4.44.0", "4.50.2", "fail"),
+        ("4.50.3", "4.50.3", "fail"),
+    ]
+    assert (report["last_good"], report["first_bad"], report["exact"]) == ("4.43.4", "4.44.0", True)
+    assert report["bound"] == {"range": "transformers>=4.40,<4.44", "pin": "transformers==4.43.4"}
+    assert [w["from"] for w in report["variants"]["extract-past"]] == ["4.40.2", "4.49.0", "4.50.3"]
+    assert report["first_bad_error"]["message"] == "broken since 4.44" and report["bad_error"]["message"] == "m"
+    assert report["probes"] == len(ran) == report["answers"] <= report["max_probes"]
+    assert report["run"] == run.name and json.loads(bisect_file(run, "local").read_text()) == report
+    assert not (results / "bisect" / "local.json").exists()
+    assert collect_bisects(run) == {"local": report}
+
+    warm = _run_with(tmp_path, cells, "20260102T000000Z-0002")
+    again = bisect(config, "local", results=results, cache=cache, releases=releases, run_dir=warm)
+    assert (again["probes"], again["env_builds"], again["cached"]) == (0, 0, report["answers"])
+    assert again["windows"] == report["windows"] and again["variants"] == report["variants"]
+    assert collect_bisects(warm)["local"]["run"] == warm.name
+    # A report of another run copied in is not this run's: never shown.
+    bisect_file(warm, "other").write_text(json.dumps({**report, "model": "other"}))
+    assert list(collect_bisects(warm)) == ["local"]
+    assert collect_bisects(tmp_path / "results" / "runs" / "nosuch") == {}
