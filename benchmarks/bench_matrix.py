@@ -1,8 +1,10 @@
 """Whole-process benchmarks, side by side in one run, printed as one table with ratios.
 
-1. A warm rerun of a matrix (`nox -s matrix`, envs rebuilt from the warm uv cache) against
-   its floor: one `import torch, transformers` (+ the warmed modules) per env, plus each
-   cell's own in-process work (its phase timings), measured in the same run.
+1. A warm rerun of a matrix (`nox -s matrix`, envs rebuilt from the warm uv cache, the
+   config's auto_bisect answered from cached probe facts) against its floor: one
+   `import torch, transformers` (+ the warmed modules) per env, plus each cell's own
+   in-process work (its phase timings), measured in the same run; and how many bisect
+   probes the warm rerun made (0 when nothing changed).
 2. Per-cell overhead: the forked runner against a fresh interpreter per cell, on the same
    env and plan.
 3. Env build: `uv venv` + `uv pip install` from a warm cache against `python -m venv` +
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from tabulate import tabulate
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from matrix.collect import collect  # noqa: E402
+from matrix.collect import collect, collect_bisects  # noqa: E402
 from matrix.plan import ENV_FACTS_FILE, PLAN_FILE  # noqa: E402
 from matrix.run import installer_env  # noqa: E402
 from probes.record import machine_fingerprint  # noqa: E402
@@ -138,15 +139,12 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="matrix-bench-"))
     envdir = work / "nox"
-    # Measure probing, not bisecting: the same config with auto_bisect off.
-    config = work / args.config.name
-    config.write_text(re.sub(r"(?m)^auto_bisect\s*=\s*true", "auto_bisect = false", args.config.read_text()))
-    args.config = config
     print("cold run (builds envs and fixtures, not timed) ...", flush=True)
     matrix_run(work / "results", envdir, args.config)
     print("warm rerun ...", flush=True)
     warm_s, run_dir = matrix_run(work / "results", envdir, args.config)
     run = collect(run_dir)
+    bisect_probes = sum(report.get("probes", 0) for report in collect_bisects(run_dir).values())
     work_s = sum(sum(cell.timings.values()) for cell in run.cells)
     imports = {}
     plans = {}
@@ -173,6 +171,7 @@ def main() -> int:
         ["  floor: one import per env", f"{sum(s for _, s in imports.values()):.1f}", f"{len(imports)} envs", ""],
         ["  floor: cells' own work", f"{work_s:.1f}", f"{len(run.cells)} cells", ""],
         ["  floor total", f"{floor_s:.1f}", "", "1.00x"],
+        ["  bisect probes made by the warm rerun", str(bisect_probes), "", ""],
         [f"forked runner, {env_name}", f"{fork_s:.1f}", f"{cells} cells", "1.00x"],
         [
             f"fresh interpreter per cell, {env_name}",

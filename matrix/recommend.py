@@ -74,9 +74,7 @@ def serves(cell: CellResult | None, require_budgets: bool = False, drift_blocks:
     return not drift.get("degenerate") and not (drift_blocks and drift.get("differs"))
 
 
-def ways_to_serve(
-    matrix: Matrix, require_budgets: bool = False, drift_blocks: bool = False
-) -> dict[str, list[Choice]]:
+def ways_to_serve(matrix: Matrix, require_budgets: bool = False, drift_blocks: bool = False) -> dict[str, list[Choice]]:
     """For each model, every (env, shim) whose cell serves it (see `serves`)."""
     ways: dict[str, list[Choice]] = {model: [] for model in matrix.models}
     for row in matrix.rows:
@@ -143,7 +141,7 @@ def _window_lines(bounds: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def describe_windows(windows: list[dict[str, Any]]) -> str:
-    """"works 4.40.2-4.41.2 and 4.48.2-4.48.3; breaks in 4.42.0 (ValueError in generate, exact) ..."."""
+    """ "works 4.40.2-4.41.2 and 4.48.2-4.48.3; breaks in 4.42.0 (ValueError in generate, exact) ..."."""
     works = [_span(w) for w in windows if w.get("outcome") == "pass"]
     breaks = []
     for window in windows:

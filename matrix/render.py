@@ -166,7 +166,7 @@ def why_cells_fail(matrix: Matrix, unknown: Sequence[UnknownGroup]) -> list[str]
 
 
 def diagnosis_label(diagnosis: dict[str, Any]) -> str:
-    """"<id> (since <release>)", the release marked "~" when the evidence could not pin it exactly."""
+    """ "<id> (since <release>)", the release marked "~" when the evidence could not pin it exactly."""
     since = diagnosis.get("introduced_in")
     if not since:
         return str(diagnosis["id"])
@@ -180,7 +180,7 @@ def diagnosis_source(diagnosis: dict[str, Any]) -> str:
 
 
 def fix_lines(cells: Sequence[CellResult]) -> list[str]:
-    """"fix: ..." once when every cell has the same fixes, else one line per cell."""
+    """ "fix: ..." once when every cell has the same fixes, else one line per cell."""
     fixes = [tuple((cell.diagnosis or {}).get("fixes", [])) for cell in cells]
     if len(set(fixes)) == 1:
         return [f"fix: {'; '.join(fixes[0])}"] if fixes[0] else []

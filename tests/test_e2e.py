@@ -160,8 +160,17 @@ def test_default_matrix_reproduces_the_measured_outcome(tmp_path):
     assert all(not cell["over_budget"] for cell in data["cells"]), "the default models meet the deployment's budgets"
     assert data["recommendation"]["envs"] == ["tf-4.40"]
     assert data["recommendation"]["bounds"]["chatglm-legacy"]["first_bad"] == "4.42.0"
-    assert "Bisect: chatglm-legacy works up to 4.41.2 and breaks in 4.42.0" in done.stdout
+    windows = "works 4.40.2-4.41.2; 4.42.0 breaks (ValueError in generate, exact); 4.44.0 breaks (TypeError"
+    assert f"Bisect: chatglm-legacy {windows}" in done.stdout
+    assert "- with extract-past: works 4.40.2-4.50.3" in done.stdout
     assert "    cause: GenerationMixin._extract_past_from_model_output was removed" in done.stdout
+    fixes = broken["diagnosis"]["fixes"]
+    assert fixes[:2] == [
+        "shim extract-past (its cell passes on 4.50.3)",
+        "pin transformers==4.41.2 (the newest release that runs it)",
+    ]
+    assert cells[("latest", "chatglm-legacy")]["diagnosis"]["fixes"][0].startswith("no shim rescues it on 5.")
     markdown = (tmp_path / "results" / "COMPATIBILITY.md").read_text()
-    assert "- cause (since transformers 4.49.0): GenerationMixin.\\_extract\\_past" in markdown
+    assert "- diagnosis: extract-past-removed (since 4.49.0) (table, high)" in markdown
+    assert "- cause: GenerationMixin.\\_extract\\_past" in markdown
     assert (tmp_path / "results" / "pins" / "tf-4.40.txt").read_text().count("transformers==4.40.2") == 1

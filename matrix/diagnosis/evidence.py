@@ -15,7 +15,7 @@ Two questions every diagnosis needs answered from the cells, not from a table:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -50,14 +50,27 @@ def bounds(cell: CellResult, matrix: Matrix, bisect: dict[str, Any] | None) -> B
     version = _version_of(cell.env, matrix)
     if version is None:
         return None
-    found = _from_windows(cell, version, bisect) if bisect else None
-    return found or _from_envs(cell, version, matrix)
+    windows = _windows(cell, bisect)
+    found = _from_windows(cell, version, windows) if windows else None
+    if found is not None:
+        return found
+    found = _from_envs(cell, version, matrix)
+    newest_pass = max(
+        (Version(w["to"]) for w in windows if w.get("outcome") == "pass" and Version(w["to"]) < version), default=None
+    )
+    if newest_pass is not None and (found.last_good is None or newest_pass > Version(found.last_good)):
+        found = replace(found, last_good=str(newest_pass))  # the bisect saw it run on a newer release
+    return found
 
 
-def _from_windows(cell: CellResult, version: Version, bisect: dict[str, Any]) -> Bounds | None:
-    windows = (bisect.get("variants") or {}).get(cell.variant) if cell.variant else bisect.get("windows")
-    if not windows:
-        return None
+def _windows(cell: CellResult, bisect: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The bisect's windows for this cell's variant (the base row's for the base cell)."""
+    if not bisect:
+        return []
+    return list(((bisect.get("variants") or {}).get(cell.variant) if cell.variant else bisect.get("windows")) or [])
+
+
+def _from_windows(cell: CellResult, version: Version, windows: list[dict[str, Any]]) -> Bounds | None:
     wanted = signature(cell)
     last_good: str | None = None
     for index, window in enumerate(windows):
@@ -123,11 +136,12 @@ def evidence_fixes(cell: CellResult, matrix: Matrix, found: Bounds | None, advic
         fixes.append(f"no shim rescues it on {release} (tried: {', '.join(failed)})")
     if found is not None and found.last_good:
         newest = "the newest release that runs it" if found.exact else "the newest release seen running it"
-        fixes.append(f"pin transformers=={found.last_good} ({newest})")
+        shimmed = f" with {_shim_words(cell.variant)}" if cell.variant else ""
+        fixes.append(f"pin transformers=={found.last_good}{shimmed} ({newest})")
     for line in advice:
         named = _SHIM_ADVICE.search(line)
-        if named and named.group(1) not in passed:
-            continue  # a shim the cells show failing here, or never tried here
+        if named and (named.group(1) not in passed or line == f"shim {named.group(1)}"):
+            continue  # a shim the cells show failing (or never tried) here, or one already named above
         if line.startswith("pin transformers") and found is not None and found.last_good and fixes:
             continue  # the evidence's own pin says it with a release the cells saw passing
         if line not in fixes:
