@@ -267,6 +267,16 @@ def test_pick_endpoints_from_a_run():
         pick_endpoints(columns[1:3], None, None)
 
 
+def test_a_model_that_works_again_later_still_has_its_first_break_searched():
+    """pass, fail, pass, fail, pass over five envs (a break a patch release undid, then another)."""
+    outcomes = [("4.41.2", "P"), ("4.45.1", "F"), ("4.50.3", "P"), ("4.57.6", "F"), ("5.24.0", "P")]
+    columns = [
+        (version, f"e{version}", make_cell(f"e{version}", "m", Status.PASS if o == "P" else Status.FAIL))
+        for version, o in outcomes
+    ]
+    assert pick_endpoints(columns, None, None) == (("4.41.2", "e4.41.2"), ("4.45.1", "e4.45.1"))
+
+
 @pytest.fixture
 def fake_envs(monkeypatch):
     """Replace env building and the runner by a table: version -> status (default: pass)."""

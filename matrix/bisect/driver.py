@@ -45,10 +45,23 @@ def pick_endpoints(
 ) -> tuple[tuple[str, str | None], tuple[str, str | None]]:
     """((good version, env), (bad version, env)): given ones win, the rest come from a run.
 
-    Good: the newest env where the cell passes (older than `bad`); bad: the oldest newer env
-    where it really fails (a cell that says nothing is no evidence either way).
+    Neither given: bad is the oldest env where the cell really fails after an env where it
+    passes (a cell that says nothing is no evidence either way), good the newest passing env
+    before it; so a model that works again later (a patch release undid a break) still has
+    its first break searched. Only good given: the oldest newer failing env; only bad given:
+    the newest older passing env.
     """
     known = sorted((Version(v), env, cell) for v, env, cell in columns if is_version(v))
+    first_break: tuple[str, str | None] | None = None
+    if good is None and bad is None:
+        seen_pass = False
+        for v, e, c in known:
+            if c.status.passed:
+                seen_pass = True
+            elif seen_pass and not c.status.says_nothing:
+                first_break = (str(v), e)
+                bad = str(v)
+                break
     if good is None:
         passing = [(str(v), e) for v, e, c in known if c.status.passed and (bad is None or v < Version(bad))]
         if not passing:
@@ -56,6 +69,8 @@ def pick_endpoints(
         found_good: tuple[str, str | None] = passing[-1]
     else:
         found_good = (good, None)
+    if first_break is not None:
+        return found_good, first_break
     if bad is not None:
         return found_good, (bad, None)
     floor = Version(found_good[0])
@@ -100,10 +115,13 @@ def bisect(
     from_run = run if good_env is not None and bad_env is not None else None
     template = _template(config, good_env, good)
     listed = cached_releases("transformers", cache) if releases is None else releases
-    suspects = [str(v) for v in between(listed, Version(good), Version(bad))]
-    line_of_bad = Version(bad).release[:2]
-    newer_patches = [str(v) for v in listed if v > Version(bad) and v.release[:2] == line_of_bad]
-    line = [good, *suspects, bad, *newer_patches]
+    # From a run, the search spans every env the run has from the good end up, so each
+    # later break (or recovery) between its envs gets its own window too.
+    top = max([Version(bad), *(Version(v) for v, _, _ in cells.get("", []) if is_version(v))])
+    suspects = [str(v) for v in between(listed, Version(good), top) if str(v) != bad]
+    line_of_top = top.release[:2]
+    newer_patches = [str(v) for v in listed if v > top and v.release[:2] == line_of_top]
+    line = sorted({good, *suspects, bad, str(top), *newer_patches}, key=Version)
     print(f"[bisect {model_name}] good {good}, bad {bad} ({source}): {len(suspects)} releases between", flush=True)
     prober = Prober(config, model, template, results, cache)
     limit = probe_limit(len(suspects)) if max_probes is None else max_probes
@@ -116,7 +134,7 @@ def bisect(
         def answer(version: str, variant: str = variant) -> Outcome:
             return prober.answer(version, variant)
 
-        searches[variant] = search_windows(line, known, answer, ends=(good, bad), limit=limit)
+        searches[variant] = search_windows(line, known, answer, ends=(good, str(top)), limit=limit)
     report = _report(model_name, searches, prober, cells, (good, bad, source), len(suspects), limit)
     report.update(
         run=from_run.name if from_run else None,
