@@ -64,8 +64,8 @@ def test_frames_of_a_recorded_probe_traceback_are_classified():
         3292,
         "model_kwargs = self._update_model_kwargs_for_generation(",
     )
-    model, caller = split_frames(frames)
-    assert (model.line, caller.function) == (299, "_sample")
+    model, caller, inside = split_frames(frames)
+    assert (model.line, caller.function, inside) == (299, "_sample", False)
 
 
 def test_frames_of_a_live_traceback_skip_caret_lines_and_earlier_chained_tracebacks():

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from matrix.diagnosis import api_index
+from matrix.diagnosis.api_index import INDEX_FORMAT
 from matrix.diagnosis.api_lookup import Release
 from matrix.diagnosis.failure import Symbol, parse_message, read_failure
 from matrix.diagnosis.sources import SourceShelf, release_source
@@ -191,7 +192,7 @@ def test_a_second_question_reads_the_cached_index_and_parses_nothing(tmp_path, s
         (tmp_path / "sources" / f"transformers-{version}").symlink_to(shelf.package(version).parent)
     failure = fail("'DynamicCache' object has no attribute 'get_max_length'")
     first = symbol_history(failure, "4.48.3", "4.49.0", SourceShelf(tmp_path), ["4.48.3", "4.49.0"])
-    assert (tmp_path / "sources" / "index" / "4.48.3" / "transformers.cache_utils.json").is_file()
+    assert (tmp_path / "sources" / "index" / f"v{INDEX_FORMAT}" / "4.48.3" / "transformers.cache_utils.json").is_file()
 
     def no_parsing(*args, **kwargs):
         raise AssertionError("the cached index should have answered")
@@ -237,7 +238,7 @@ def test_a_vanished_keyword_is_found_in_the_signature_with_its_first_release(she
         "'standardize_cache_format'"
     )
     found = symbol_history(fail(message), "4.43.4", "4.45.2", shelf, LINE_4_43_TO_4_45)
-    assert found.id == "removed parameter: standardize_cache_format of _extract_past_from_model_output"
+    assert found.id == "removed parameter: standardize_cache_format of GenerationMixin._extract_past_from_model_output"
     assert (found.introduced_in, found.last_good, found.exact, found.confidence) == ("4.44.0", "4.43.4", True, "high")
     assert "4.43.4: _extract_past_from_model_output(self, outputs, standardize_cache_format=)" in found.evidence
     assert "upstream: stop passing `standardize_cache_format` to _extract_past_from_model_output" in found.fixes
@@ -251,7 +252,11 @@ def test_a_keyword_transformers_now_passes_to_the_models_override(shelf):
     )
     message = "ChatGLMTokenizer._pad() got an unexpected keyword argument 'padding_side'"
     found = symbol_history(fail(message, traceback), "4.43.4", "4.45.2", shelf, LINE_4_43_TO_4_45)
-    assert (found.id, found.introduced_in, found.exact) == ("new parameter: padding_side of _pad", "4.45.0", True)
+    assert (found.id, found.introduced_in, found.exact) == (
+        "new parameter: padding_side of PreTrainedTokenizerBase._pad",
+        "4.45.0",
+        True,
+    )
     assert "PreTrainedTokenizerBase._pad gained the parameter `padding_side`" in found.cause
     assert "upstream: accept `padding_side` in ChatGLMTokenizer._pad" in found.fixes
     assert any(line.startswith("called from ") and "self._pad(" in line for line in found.evidence)
@@ -371,7 +376,7 @@ def test_signature_changes_for_missing_and_surplus_positional_arguments(tmp_path
     missing = symbol_history(
         fail("Cache.build() missing 1 required positional argument: 'mask'"), "1.0.0", "1.1.0", shelf
     )
-    assert missing.id == "new parameter: mask of build"
+    assert missing.id == "new parameter: mask of Cache.build"
     assert "upstream: pass `mask` to build" in missing.fixes
     surplus = symbol_history(fail("Cache.run() takes 2 positional arguments but 3 were given"), "1.0.0", "1.1.0", shelf)
     assert surplus.id == "changed signature: run"

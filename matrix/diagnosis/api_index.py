@@ -26,6 +26,7 @@ import ast
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -274,15 +275,22 @@ def signature(args: ast.arguments) -> list[str]:
     return out
 
 
+# Bump when what a module's document holds changes: documents live under a folder named for it.
+INDEX_FORMAT = 2
+# How a warning announces that something goes away ("is deprecated", "will be removed in v4.46").
+_GOING_AWAY = re.compile(r"deprecat|will be removed|removed in v?\d", re.IGNORECASE)
+
+
 def _deprecation(call: ast.Call) -> str | None:
-    """The message of a warnings.warn / logger.warning(_once) call that announces a deprecation."""
+    """The message of a warnings.warn / logger.warning(_once) call that announces a deprecation
+    or a removal."""
     func = call.func
     name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
     if name not in _WARNING_CALLS or not call.args:
         return None
     text = message_text(call.args[0])
     category = {ast.unparse(arg) for arg in [*call.args[1:], *(k.value for k in call.keywords)]}
-    if "deprecat" in text.lower() or category & _DEPRECATION_CATEGORIES:
+    if _GOING_AWAY.search(text) or category & _DEPRECATION_CATEGORIES:
         return " ".join(text.split())
     return None
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matrix.diagnosis.api_index import (
+    INDEX_FORMAT,
     Doc,
     core_modules,
     load_module,
@@ -70,7 +71,7 @@ class Release:
 
     def __init__(self, version: str, package: Path, cache: Path) -> None:
         self.version, self.package = version, package
-        self.index_dir = cache / "sources" / "index" / version
+        self.index_dir = cache / "sources" / "index" / f"v{INDEX_FORMAT}" / version
         self._docs: dict[str, Doc | None] = {}
         self._core: list[str] | None = None
         self._mentions: dict[str, set[Path]] = {}
@@ -79,6 +80,10 @@ class Release:
         if name not in self._docs:
             self._docs[name] = load_module(self.package, name, self.index_dir)
         return self._docs[name]
+
+    def module_path(self, name: str) -> Path | None:
+        """The file of a dotted module in this release, if it has one."""
+        return module_file(self.package, name)
 
     def has_module(self, name: str) -> bool:
         return module_file(self.package, name) is not None

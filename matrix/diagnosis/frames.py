@@ -7,9 +7,12 @@ traceback says where: the model's innermost frame (file:line and the expression 
 failed) and the nearest transformers frame above it, the function that called into the
 model. Comparing that function between the last good and the first failing release (its
 signature, the keyword arguments it passes to each callee, the lines that changed) shows
-what it now does differently. When the failure has no model frame at all (transformers
-itself reads something the model's config lacks), the innermost transformers frame is
-compared instead.
+what it now does differently. When the failure is raised inside transformers code that
+the model's own code called (a private helper the model calls directly), or there is no
+model frame at all (transformers itself reads something the model's config lacks), the
+innermost transformers frame is compared instead; and when that failure is an attribute
+transformers itself assigns somewhere else, the places that assign it are named (an
+attribute only `generate()` sets is missing when the model calls a helper directly).
 
 This is circumstantial evidence, so confidence is medium at best: the changed caller is
 where to look, not proof of the cause.
@@ -40,7 +43,7 @@ def traceback_history(
     `failed_in`: the release the traceback was recorded with (its line numbers tell
     same-named methods apart); `first_bad` is assumed when not given.
     """
-    model, caller = split_frames(failure.frames)
+    model, caller, inside = split_frames(failure.frames)
     if caller is None or caller.module is None:
         return None
     before, after = shelf.release(last_good), shelf.release(first_bad)
@@ -52,27 +55,41 @@ def traceback_history(
         return None
     old, new = same_function(before, called), same_function(after, called)
     changes = compare(before, old, after, new)
-    evidence = [f"model frame: {_short(model)}" if model else f"failed inside transformers: {_short(caller)}"]
-    evidence += [f"transformers frame that called it: {_short(caller)} ({called.qualname})"] if model else []
-    evidence += changes
-    if model:
-        cause = (
-            f"The model's code fails at {_short(model)} ({failure.error_type}: {failure.message.strip()[:160]}), "
-            f"called from transformers' {called.qualname}. "
-        )
+    error = f"{failure.error_type}: {failure.message.strip()[:160]}"
+    if model and not inside:
+        evidence = [
+            f"model frame: {_short(model)}",
+            f"transformers frame that called it: {_short(caller)} ({called.qualname})",
+        ]
+        cause = f"The model's code fails at {_short(model)} ({error}), called from transformers' {called.qualname}. "
+    elif model:
+        evidence = [f"failed inside transformers: {_short(caller)}", f"called by the model's code: {_short(model)}"]
+        where = _short(model)
+        cause = f"transformers' {called.qualname}, called directly by the model's code at {where}, fails ({error}). "
     else:
-        cause = f"transformers' {called.qualname} fails ({failure.error_type}: {failure.message.strip()[:160]}). "
+        evidence = [f"failed inside transformers: {_short(caller)}"]
+        cause = f"transformers' {called.qualname} fails ({error}). "
+    evidence += changes
+    symbol = failure.symbol
+    if symbol is not None and symbol.kind == "attribute":
+        setters = assignments(after, symbol.name)
+        evidence += [f"{after.version} sets .{symbol.name} only in: {', '.join(setters)}"] if setters else []
     if changes:
         cause += (
             f"{called.qualname} changed between {last_good} and {first_bad}: see the evidence for what it now does."
         )
-        short_id = f"{'caller changed' if model else 'changed'}: {called.qualname}"
+        short_id = f"{'caller changed' if model and not inside else 'changed'}: {called.qualname}"
     else:
         cause += f"{called.qualname} is the same in {last_good} and {first_bad}; the change lies in what it calls."
         short_id = f"model code: {PurePosixPath(model.file).name}:{model.line}" if model else f"in: {called.qualname}"
-    fixes = (
-        [f"upstream: adapt the model's {model.function} to what {called.qualname} does in {first_bad}"] if model else []
-    )
+    if model and inside:
+        fixes = [
+            f"upstream: stop calling {called.qualname} directly from {model.function}, or prepare what it now reads"
+        ]
+    elif model:
+        fixes = [f"upstream: adapt the model's {model.function} to what {called.qualname} does in {first_bad}"]
+    else:
+        fixes = []
     return Diagnosis(
         source="traceback",
         id=short_id,
@@ -86,13 +103,48 @@ def traceback_history(
     )
 
 
-def split_frames(frames: list[Frame]) -> tuple[Frame | None, Frame | None]:
-    """(the model's innermost frame, the transformers frame that called into it); without a
-    model frame, (None, the innermost transformers frame)."""
+def split_frames(frames: list[Frame]) -> tuple[Frame | None, Frame | None, bool]:
+    """(the model's innermost frame, the transformers frame to compare, whether the failure
+    was raised inside that transformers frame).
+
+    The failure raised in the model's code: the transformers frame that called into it.
+    Raised in transformers code the model called: that innermost transformers frame.
+    No model frame: the innermost transformers frame.
+    """
     model_at = next((i for i in range(len(frames) - 1, -1, -1) if frames[i].kind == "model"), None)
+    below = [] if model_at is None else [f for f in frames[model_at + 1 :] if f.kind == "transformers"]
+    if below:
+        return frames[model_at], below[-1], True  # type: ignore[index]
     above = frames if model_at is None else frames[:model_at]
     caller = next((frame for frame in reversed(above) if frame.kind == "transformers"), None)
-    return (frames[model_at] if model_at is not None else None), caller
+    return (frames[model_at] if model_at is not None else None), caller, model_at is None
+
+
+def assignments(release: Release, attribute: str, limit: int = 4) -> list[str]:
+    """Where a release's core modules assign `<something>.<attribute> = ...`, as
+    `file:line in function` (the function found by parsing only the files that match)."""
+    needle = f".{attribute} ="
+    places = []
+    for module in release.mentioning((needle,)):
+        path = release.module_path(module)
+        if path is None:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+        for number, line in enumerate(text.splitlines(), start=1):
+            if needle in line:
+                holder = min(
+                    (f for f in functions if f.lineno <= number <= (f.end_lineno or f.lineno)),
+                    key=lambda f: (f.end_lineno or f.lineno) - f.lineno,
+                    default=None,
+                )
+                where = f" in {holder.name}" if holder else ""
+                places.append(f"{module.removeprefix('transformers.').replace('.', '/')}.py:{number}{where}")
+    return places[:limit]
 
 
 def function_at(release: Release, frame: Frame) -> Found | None:

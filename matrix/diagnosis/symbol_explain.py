@@ -157,7 +157,7 @@ def _parameter(question: Question, failure: Failure, was: Found, before: Release
     lost = set(names) <= set(was.parameters)
     plural = "s" if len(names) > 1 else ""
     what = f"{was.qualname} {'lost' if lost else 'gained'} the parameter{plural} {_ticks(names)} in {after.version}"
-    short_id = f"{'removed' if lost else 'new'} parameter: {names[0]} of {was.name}"
+    short_id = f"{'removed' if lost else 'new'} parameter: {names[0]} of {was.qualname}"
     # The message names the model's own override when transformers is the caller.
     if question.model_owned:
         if lost:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import re
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from packaging.version import Version
 
@@ -142,8 +144,28 @@ def _module(release: Release, name: str) -> Found | None:
 
 
 def _frame_modules(failure: Failure) -> tuple[str, ...]:
-    """transformers modules of the traceback, innermost first."""
-    return tuple(dict.fromkeys(f.module for f in reversed(failure.frames_of("transformers")) if f.module))
+    """transformers modules of the traceback, innermost first, then the transformers modules
+    the model's own files in the traceback import from (read when this host has them): a
+    name the model calls directly, such as a class it builds, is defined in one of those."""
+    traced = [f.module for f in reversed(failure.frames_of("transformers")) if f.module]
+    return tuple(dict.fromkeys([*traced, *_model_imports(failure)]))
+
+
+_TRANSFORMERS_IMPORT = re.compile(
+    r"^\s*(?:from\s+(transformers(?:\.\w+)*)\s+import|import\s+(transformers(?:\.\w+)*))", re.M
+)
+
+
+def _model_imports(failure: Failure) -> list[str]:
+    """The transformers modules the model's files in the traceback import, in file order."""
+    found: list[str] = []
+    for path in dict.fromkeys(frame.file for frame in reversed(failure.frames_of("model"))):
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue  # a cell from another machine: its files are not here
+        found += [a or b for a, b in _TRANSFORMERS_IMPORT.findall(text)]
+    return found
 
 
 def _bases_for(owner: str) -> tuple[tuple[str, str], ...]:
