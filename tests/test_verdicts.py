@@ -47,6 +47,18 @@ def test_a_missing_package_names_it_says_to_declare_it_and_that_the_demand_left_
     assert not any("pip install" in fix for fix in diagnosis["fixes"])
 
 
+def test_a_release_that_ran_the_model_without_the_package_means_the_demand_changed():
+    matrix = run_of(
+        [
+            make_cell("old", "m", Status.PASS),
+            make_cell("new", "m", Status.FAIL, phase="config", error={"type": "ImportError", "message": REQUIRED}),
+        ],
+    )
+    diagnosis = matrix.cell("new", "m").diagnosis
+    assert "transformers 4.40.2 ran it without einops, so the demand changed with the release" in diagnosis["cause"]
+    assert diagnosis["fixes"][-1] == "or use transformers 4.40.2, which runs it without einops"
+
+
 def test_a_missing_module_of_a_package_is_the_same_verdict():
     matrix = run_of(
         [make_cell("old", "m", Status.FAIL, phase="load", error={"type": "ModuleNotFoundError",
