@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     written = write_outputs(args.results, matrix, rec, generated_at, unknown, since)
     written += publish_bisects(args.results, run.run_id, bisects)
     index = args.results / "index.html"
-    index.write_text(page(matrix, rec, generated_at, unknown, since), encoding="utf-8")
+    runs = history.load(args.results, [])  # with this run; a damaged line was warned about above
+    index.write_text(page(matrix, rec, generated_at, unknown, since, runs, run.model_specs), encoding="utf-8")
     written.append(index)
     print(terminal(matrix, rec, unknown, since))
     print("\nWrote " + ", ".join(str(path) for path in written))

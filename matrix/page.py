@@ -2,7 +2,8 @@
 
 The recommendation on top, the matrix with coloured cells, filters by status and model,
 and a details panel filled on click (phase, exception, diagnosis and fix, timings, memory,
-versions, the end of the log). No network fetches. Every text that came from a cell is
+versions, the end of the log), and trends over the last published runs as inline SVG
+(matrix/charts.py). No network fetches. Every text that came from a cell is
 escaped: in the HTML with `html.escape`, in the embedded JSON with `<` written as `\\u003c`
 (so no message can close the script element), and the script sets only `textContent`.
 """
@@ -10,9 +11,10 @@ escaped: in the HTML with `html.escape`, in the embedded JSON with `<` written a
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from matrix import charts
 from matrix.aggregate import Matrix
 from matrix.diagnosis import UnknownGroup
 from matrix.recommend import Recommendation
@@ -75,8 +77,11 @@ def page(
     generated_at: str,
     unknown: Sequence[UnknownGroup] = (),
     since: Sequence[str] = (),
+    runs: Sequence[Mapping[str, Any]] = (),
+    specs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
-    """The whole page as one string."""
+    """The whole page as one string. `runs` are history summaries, oldest first (the trends
+    show the last few); `specs` are the run's model specs, whose budgets the charts draw."""
     details: dict[str, list[tuple[str, str]]] = {}
     head = "".join(f"<th>{html.escape(env.header)}</th>" for env in matrix.envs)
     body = []
@@ -116,6 +121,12 @@ table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #bbb; padding
 td[data-key] {{ cursor: pointer; }} td.dim {{ opacity: .25; }} td.none {{ color: #888; }}
 #details {{ border: 1px solid #888; padding: .8rem; margin-top: 1rem; max-width: 70rem; }}
 pre {{ white-space: pre-wrap; background: #f6f6f6; padding: .5rem; max-height: 20rem; overflow: auto; }}
+.charts {{ display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: flex-start; }}
+figure {{ margin: 0; }} figcaption {{ font-weight: 600; margin-bottom: .2rem; }}
+h4 {{ margin: .8rem 0 .2rem; }} svg text {{ font-size: 11px; }} svg .tick {{ fill: #555; font-size: 10px; }}
+svg .what {{ font-weight: 600; }} svg .none {{ fill: #888; }}
+.key {{ display: inline-block; width: .9rem; height: .9rem; border: 1px solid #888; vertical-align: middle; }}
+.line {{ display: inline-block; width: 1.4rem; height: 3px; vertical-align: middle; }}
 </style></head><body>
 <h1>Compatibility matrix</h1>
 <p>Run <code>{html.escape(matrix.run_id)}</code> on {html.escape(where)},
@@ -132,6 +143,7 @@ Click a cell for its details.</p>
 <tbody>{"".join(body)}</tbody></table>
 <div id="details" hidden></div>
 {f"<h2>Unrecognised failures</h2><ul>{unknown_items}</ul>" if unknown_items else ""}
+{_trends(matrix, runs, specs or {})}
 <script type="application/json" id="cells">{blob}</script>
 <script>{_SCRIPT}</script>
 </body></html>
@@ -139,7 +151,88 @@ Click a cell for its details.</p>
 
 
 def _items(lines: Sequence[str]) -> str:
-    return "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in lines)
+    """List items; a line starting with "- " nests under the nearest line above it that does
+    not (a "- " line with no such line above stays a top-level item)."""
+    items: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line.startswith("- ") and items and not items[-1][0].startswith("- "):
+            items[-1][1].append(line.removeprefix("- "))
+        else:
+            items.append((line, []))
+    return "".join(f"<li>{html.escape(line.removeprefix('- '))}{_sublist(subs)}</li>" for line, subs in items)
+
+
+def _sublist(lines: Sequence[str]) -> str:
+    return f"<ul>{''.join(f'<li>{html.escape(line)}</li>' for line in lines)}</ul>" if lines else ""
+
+
+def _trends(matrix: Matrix, entries: Sequence[Mapping[str, Any]], specs: Mapping[str, Mapping[str, Any]]) -> str:
+    """The history as pictures: statuses per env, then latency and memory per model row."""
+    runs = charts.last_runs(entries)
+    keys = charts.keys_of(runs)
+    if not keys:
+        return ""
+    envs = charts.ordered([env.name for env in matrix.envs], [env for env, _ in keys])
+    stems = charts.ordered([row.label for row in matrix.rows], [stem for _, stem in keys])
+    colours = {status.value: colour for status, colour in _COLOURS.items()}
+    seen = {charts.status_of(entry, f"{env}/{stem}") for entry in runs for env, stem in keys}
+    missing = "; a dashed outline: not in that run" if None in seen else ""
+    status_keys = " ".join(
+        f'<span class="key" style="background:{colour}"></span> {status.value}'
+        for status, colour in _COLOURS.items()
+        if status.value in seen
+    )
+    strips = []
+    for env in envs:
+        versions = [str(charts.versions_of(entry).get(env)) for entry in runs if charts.versions_of(entry).get(env)]
+        caption = f"{env}: transformers {' → '.join(dict.fromkeys(versions))}" if versions else env
+        env_stems = [stem for stem in stems if (env, stem) in keys]
+        strips.append(
+            f"<figure><figcaption>{html.escape(caption)}</figcaption>"
+            f"{charts.status_strip(env, env_stems, runs, colours)}</figure>"
+        )
+    styles = charts.env_colours(envs)
+    env_keys = " ".join(
+        f'<span class="line" style="background:{colour}"></span> {html.escape(env)}'
+        for env, (colour, _) in styles.items()
+    )
+    models = {row.label: row.model for row in matrix.rows}
+    rows = []
+    for stem in stems:
+        measured = [
+            charts.value_of(entry, f"{env}/{stem}", metric)
+            for entry in runs
+            for env in envs
+            for metric in charts.METRICS
+        ]
+        if all(value is None for value in measured):
+            continue
+        budgets = (specs.get(models.get(stem, stem.partition("+")[0])) or {}).get("budgets") or {}
+        pictures = "".join(
+            charts.metric_chart(stem, metric, envs, runs, budgets.get(key), styles)
+            for metric, (_, _, key) in charts.METRICS.items()
+        )
+        rows.append(
+            f'<div class="trend" data-stem="{html.escape(stem)}"><h4>{html.escape(stem)}</h4>'
+            f'<div class="charts">{pictures}</div></div>'
+        )
+    machines = charts.machine_count(runs)
+    mixed = f" They come from {machines} machines: timings compare poorly across them." if machines > 1 else ""
+    plural = "s" if len(runs) != 1 else ""
+    budget_key = f'<span class="line" style="background:{charts.BUDGET_COLOUR}"></span> (dashed) the model\'s budget'
+    metrics = (
+        "<h3>Latency and memory per model</h3>"
+        f"<p>{env_keys}; {budget_key}; a hollow point: that cell did not pass.</p>{''.join(rows)}"
+        if rows
+        else ""
+    )
+    return (
+        '<section id="trends"><h2>Trends</h2>\n'
+        f"<p>The last {len(runs)} published run{plural} (results/history.jsonl), oldest on the left."
+        f" Hover a square or a point for its run and value.{mixed}</p>\n"
+        f"<h3>Statuses per env</h3>\n<p>{status_keys}{missing}.</p>\n"
+        f'<div class="charts">{"".join(strips)}</div>\n{metrics}</section>'
+    )
 
 
 def _plain(cell: CellResult) -> str:

@@ -20,9 +20,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ElementHandle, Page, sync_playwright
 
+from matrix import history
 from matrix.aggregate import aggregate
+from matrix.charts import RUNS_SHOWN
 from matrix.collect import Run
 from matrix.compare import judge
+from matrix.config import load as load_config
 from matrix.diagnosis import diagnose, load_known_breaks
 from matrix.page import page
 from matrix.recommend import recommend
@@ -31,6 +34,7 @@ from tests.conftest import ROOT, make_cell
 
 PUBLISHED_PAGE = ROOT / "results" / "index.html"
 PUBLISHED_DATA = ROOT / "results" / "matrix.json"
+PUBLISHED_HISTORY = ROOT / "results"  # history.jsonl, read by matrix/history.py's own reader
 INSTALL_HINT = "install Debian's chromium: apt-get install chromium; .ci/run does this"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 WHEN = "2026-11-25T12:00:00+00:00"
@@ -165,9 +169,19 @@ def test_published_page_shows_every_cell_with_its_status_and_fetches_nothing(pub
     seen.assert_quiet()
 
 
+def own_texts(tab: Page, selector: str) -> list[str]:
+    """The text of every list item under `selector`, nested ones too, in document order,
+    without the text of the lists nested in it."""
+    return tab.eval_on_selector(
+        selector,
+        "ul => [...ul.querySelectorAll('li')].map(li => [...li.childNodes]"
+        ".filter(node => node.nodeType === Node.TEXT_NODE).map(node => node.textContent).join(''))",
+    )
+
+
 def test_recommendation_is_on_top(published):
     seen, data = published
-    items = seen.page.locator("h2:text-is('Recommendation') + ul > li").all_text_contents()
+    items = own_texts(seen.page, "h2:text-is('Recommendation') + ul")
     assert items == [line.removeprefix("- ") for line in data["recommendation"]["summary"]]
     assert seen.page.locator("h2").first.text_content() == "Recommendation"
     recommendation_box = seen.page.locator("h2:text-is('Recommendation') + ul").bounding_box()
@@ -257,8 +271,22 @@ def hostile_page(tmp_path: Path) -> Path:
     judge(matrix, run.model_specs, run.settings)
     unknown = diagnose(matrix, load_known_breaks())
     assert unknown, "the OSError cell should stay unrecognised, so its message is listed too"
+    runs = [  # one history line whose every text is hostile, the status too
+        {
+            "run_id": HOSTILE_UNKNOWN,
+            "time": HOSTILE_REASON,
+            "machine": {"hostname": HOSTILE_MODEL},
+            "envs": {"tf-4.40": HOSTILE_REASON},
+            "cells": {
+                f"tf-4.40/{HOSTILE_MODEL}": {"status": "pass", "latency_s": 0.02, "memory_mb": 30.0},
+                f"tf-4.50/{HOSTILE_MODEL}": {"status": HOSTILE_MESSAGE, "latency_s": None, "memory_mb": 31.0},
+            },
+        }
+    ]
+    specs = {HOSTILE_MODEL: {"budgets": {"max_latency_s": 0.5, "max_memory_mb": HOSTILE_REASON}}}
     path = tmp_path / "index.html"
-    path.write_text(page(matrix, recommend(matrix), WHEN, unknown, ["- " + HOSTILE_UNKNOWN]), encoding="utf-8")
+    text = page(matrix, recommend(matrix), WHEN, unknown, ["- " + HOSTILE_UNKNOWN], runs, specs)
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -277,6 +305,22 @@ def test_hostile_text_shows_literally_and_never_runs(browser, tmp_path):
         assert panel["message"] == HOSTILE_MESSAGE
         assert panel["traceback"] == HOSTILE_MESSAGE
         assert panel["exception"] == "AttributeError" and panel["fix"].startswith("pin transformers")
+
+        titles = tab.eval_on_selector_all("svg [data-run] > title", "titles => titles.map(t => t.textContent)")
+        about = f"run {HOSTILE_UNKNOWN}, {HOSTILE_REASON}, on {HOSTILE_MODEL}"
+        assert f"tf-4.40/{HOSTILE_MODEL}, {about}, transformers {HOSTILE_REASON}: pass" in titles
+        assert f"tf-4.40/{HOSTILE_MODEL}, {about}, transformers {HOSTILE_REASON}: latency 0.02 s (pass)" in titles
+        assert f"tf-4.50/{HOSTILE_MODEL}, {about}: {HOSTILE_MESSAGE}" in titles  # the history names no version
+        odd = tab.eval_on_selector_all(
+            "svg rect[data-status]",
+            "rects => rects.filter(r => r.dataset.status !== 'pass')"
+            ".map(r => [r.dataset.status, getComputedStyle(r).fill])",
+        )
+        assert odd == [[HOSTILE_MESSAGE, "rgb(255, 255, 255)"]]  # an unknown status is drawn white
+        assert tab.locator("figcaption").first.text_content() == f"tf-4.40: transformers {HOSTILE_REASON}"
+        assert tab.locator("#trends h4").all_text_contents() == [HOSTILE_MODEL]
+        budgets = tab.eval_on_selector_all("svg[data-stem]", "svgs => svgs.map(svg => svg.dataset.budget)")
+        assert budgets == ["0.5", ""]  # a budget that is no number draws no line
 
         assert tab.evaluate("typeof window.__pwned") == "undefined"
         assert tab.evaluate("document.scripts.length") == 2  # the JSON details and the page's own script
@@ -378,3 +422,134 @@ def paeth(left: int, above: int, upper_left: int) -> int:
     if from_left <= from_above and from_left <= from_upper_left:
         return left
     return above if from_above <= from_upper_left else upper_left
+
+
+def trend_page(tmp_path: Path) -> tuple[Path, list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """A page built as `python -m matrix report` builds one: the history from the published
+    results/history.jsonl, the budgets from matrix.toml, the table from the newest history line.
+    Returns the page, the runs its pictures should show, and the model specs."""
+    warnings: list[str] = []
+    entries = history.load(PUBLISHED_HISTORY, warnings)
+    assert len(entries) >= 2 and not warnings, f"the published history needs two readable runs: {warnings}"
+    newest = entries[-1]
+    envs = {
+        env: {"packages": {"transformers": version, "torch": "2.13.0+cpu"}} for env, version in newest["envs"].items()
+    }
+    cells = []
+    for key, found in newest["cells"].items():
+        env, _, stem = key.partition("/")
+        model, _, variant = stem.partition("+")
+        cells.append(make_cell(env, model, found["status"], variant=variant))
+    run = Run(tmp_path / "runs" / newest["run_id"], envs, cells, list(dict.fromkeys(cell.model for cell in cells)))
+    matrix = aggregate(run)
+    specs = {model.name: {"budgets": model.budgets} for model in load_config(ROOT / "matrix.toml").models}
+    path = tmp_path / "trends.html"
+    path.write_text(page(matrix, recommend(matrix), WHEN, runs=entries, specs=specs), encoding="utf-8")
+    return path, entries[-RUNS_SHOWN:], specs
+
+
+@pytest.fixture
+def trends(browser: Browser, tmp_path: Path) -> Iterator[tuple[Visit, list[dict[str, Any]], dict[str, dict[str, Any]]]]:
+    path, runs, specs = trend_page(tmp_path)
+    seen = visit(browser, path)
+    yield seen, runs, specs
+    seen.page.context.close()
+
+
+BUDGET_KEYS = {"latency_s": "max_latency_s", "memory_mb": "max_memory_mb"}
+
+
+def test_trend_pictures_are_drawn_and_carry_the_history_numbers(trends):
+    seen, runs, specs = trends
+    tab = seen.page
+    statuses = {(entry["run_id"], key): cell["status"] for entry in runs for key, cell in entry["cells"].items()}
+    squares = tab.eval_on_selector_all(
+        'svg[data-chart="status"] rect[data-run]',
+        "rects => rects.map(r => [r.dataset.run, r.dataset.cell, r.dataset.status ?? null, r.textContent])",
+    )
+    assert {(run, cell): status for run, cell, status, _ in squares if status is not None} == statuses
+    cells = {key for _, key in statuses}
+    assert len(squares) == len(cells) * len(runs)  # one square per run for each cell, outlined where missing
+    assert all(title.startswith(f"{cell}, run {run}, ") for run, cell, _, title in squares)
+    assert tab.locator('svg[data-chart="status"]').count() == len({key.partition("/")[0] for key in cells})
+
+    values = {
+        (metric, key, entry["run_id"]): value
+        for entry in runs
+        for key, cell in entry["cells"].items()
+        for metric in BUDGET_KEYS
+        if isinstance(value := cell.get(metric), int | float)
+    }
+    points = tab.eval_on_selector_all(
+        "svg[data-stem] circle",
+        "points => points.map(c => [c.closest('svg').dataset.chart,"
+        " `${c.dataset.env}/${c.closest('svg').dataset.stem}`, c.dataset.run,"
+        " Number(c.dataset.value), c.getAttribute('cy')])",
+    )
+    assert {(metric, key, run): value for metric, key, run, value, _ in points} == values
+    assert len(points) == len(values)
+
+    charts = tab.eval_on_selector_all(
+        "svg[data-stem]",
+        "svgs => svgs.map(svg => [svg.dataset.chart, svg.dataset.stem, svg.dataset.budget,"
+        " Number(svg.querySelector('line.budget').dataset.value),"
+        " Number(svg.querySelector('line.budget').getAttribute('y1'))])",
+    )
+    assert {(metric, stem) for metric, stem, *_ in charts} == {
+        (metric, key.partition("/")[2]) for metric, key, _ in values
+    }
+    for metric, stem, budget, line_value, line_y in charts:
+        limit = specs[stem.partition("+")[0]]["budgets"][BUDGET_KEYS[metric]]
+        assert float(budget) == line_value == limit
+        drawn = [(value, float(cy)) for m, key, _, value, cy in points if m == metric and key.endswith("/" + stem)]
+        assert all(y > line_y for value, y in drawn if value < limit), (
+            f"{metric} of {stem}: a point under budget drawn above it"
+        )
+    for svg in tab.locator("#trends svg").all():
+        box = svg.bounding_box()
+        assert box and box["width"] > 150 and box["height"] > 60 and svg.is_visible()
+    seen.assert_quiet()
+
+
+def test_trend_screenshot_paints_statuses_env_lines_and_budgets(trends, tmp_path):
+    seen, runs, _ = trends
+    tab = seen.page
+    shot = tmp_path / "trends.png"
+    tab.locator("#trends").screenshot(path=str(shot))
+    width, height, pixels = decode_png(shot.read_bytes())
+    colours = Counter(pixels)
+    strip = tab.locator('svg[data-chart="status"] rect[data-status="pass"]').first
+    passing = rgb(strip.evaluate("r => getComputedStyle(r).fill"))
+    env_colours = [
+        rgb(c)
+        for c in tab.eval_on_selector_all(
+            "#trends svg path[data-env]", "ps => [...new Set(ps.map(p => getComputedStyle(p).stroke))]"
+        )
+    ]
+    budget = rgb(tab.locator("line.budget").first.evaluate("line => getComputedStyle(line).stroke"))
+    print(
+        f"\ntrend screenshot {shot}: {width}x{height}, {len(runs)} runs; pass squares {colours[passing]} px,"
+        f" env colours {[colours[c] for c in env_colours]} px, budget lines {colours[budget]} px"
+    )
+    assert colours[passing] >= 16 * 16 * len(runs), "status squares not painted"
+    assert env_colours and all(colours[colour] >= 50 for colour in env_colours), "an env's line or points not painted"
+    assert colours[budget] >= 200, "budget lines not painted"
+    seen.assert_quiet()
+
+
+def rgb(css: str) -> tuple[int, int, int]:
+    assert css.startswith("rgb(") and css.endswith(")"), f"unexpected colour {css!r}"
+    red, green, blue = (int(part) for part in css[4:-1].split(","))
+    return red, green, blue
+
+
+def test_each_env_alone_lines_render_as_a_list_nested_under_their_heading(trends):
+    seen, runs, _ = trends
+    tab = seen.page
+    top = "h2:text-is('Recommendation') + ul > li"
+    headings = tab.eval_on_selector_all(top, "items => items.map(li => li.firstChild.textContent)")
+    assert "Each env alone:" in headings
+    nested = tab.locator(f"{top}:has-text('Each env alone:') > ul > li").all_text_contents()
+    assert len(nested) == len(runs[-1]["envs"]) and all(" covers " in line for line in nested), nested
+    assert not any(heading.startswith(tuple(runs[-1]["envs"])) for heading in headings), "an env line is not nested"
+    seen.assert_quiet()
