@@ -144,10 +144,10 @@ def why_cells_fail(matrix: Matrix, unknown: Sequence[UnknownGroup]) -> list[str]
     if not failing:
         return []
     lines = ["", "Why cells fail:"]
-    known: dict[str, list[CellResult]] = {}
+    known: dict[tuple[str, str | None], list[CellResult]] = {}
     for cell in failing:
         if cell.diagnosis:
-            known.setdefault(cell.diagnosis["id"], []).append(cell)
+            known.setdefault((cell.diagnosis["id"], cell.diagnosis.get("introduced_in")), []).append(cell)
     for cells in known.values():
         diagnosis = cells[0].diagnosis or {}
         where = ", ".join(f"{cell.stem} on {cell.env}" for cell in cells[:8]) + (" ..." if len(cells) > 8 else "")
