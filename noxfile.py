@@ -51,7 +51,9 @@ RUN_ID = os.environ["MATRIX_RUN_ID"]
 if not SAFE_PART.match(RUN_ID):  # it names a folder under results/runs: no separators, no leading dot
     print(f"error: MATRIX_RUN_ID {RUN_ID!r} is not a folder name (letters, digits, '.', '_', '-')", file=sys.stderr)
     sys.exit(2)
-RESULTS = Path(os.environ.get("MATRIX_RESULTS", ROOT / "results"))
+# Each config publishes beside itself (its own results/ and history), so running another
+# config never touches the default's published results.
+RESULTS = Path(os.environ.get("MATRIX_RESULTS", CONFIG_PATH.resolve().parent / "results"))
 CACHE = Path(os.environ.get("MATRIX_CACHE", ROOT / ".cache"))
 RESUME = "--resume"
 _run_dirs: list[Path] = []
@@ -113,6 +115,8 @@ def matrix(session: nox.Session) -> None:
     With --merge, this run and the shards (run folders from other machines) become one new run."""
     if CONFIG.settings.auto_bisect:
         bisect_breaks(session)
+    if CONFIG.settings.search_releases:
+        search_releases(session)
     session.install("tabulate", "packaging")
     session.run(
         "python", "-m", "matrix", "report", str(run_dir(session)), "--results", str(RESULTS), "--cache", str(CACHE),
@@ -136,6 +140,24 @@ def bisect_breaks(session: nox.Session) -> None:
             session.log(f"bisect {model.name}: nothing to bisect ({why})")
         except ReleasesError as why:
             session.warn(f"bisect {model.name}: the release list could not be read ({why})")
+
+
+def search_releases(session: nox.Session) -> None:
+    """`[settings] search_releases = true`: the newest release that runs every model, confirmed by a probe of each.
+
+    Writes `_newest.json` into this run's folder (the report leads with it); the probes are
+    the bisect's cached facts, so a warm rerun probes nothing."""
+    from matrix.collect import CollectError
+    from matrix.confirm import search_newest
+    from matrix.releases import ReleasesError, cached_releases
+
+    try:
+        releases = cached_releases("transformers", CACHE)
+        search_newest(CONFIG, run_dir(session), results=RESULTS, cache=CACHE, releases=releases)
+    except ReleasesError as why:
+        session.warn(f"release search: the release list could not be read ({why})")
+    except CollectError as why:
+        session.warn(f"release search: {why}")
 
 
 @nox.session(venv_backend="uv")

@@ -128,7 +128,8 @@ def machine_key(fingerprint: dict[str, Any]) -> str:
 
 
 def aggregate(run: Run) -> Matrix:
-    """Columns ordered by resolved transformers version (oldest first), rows in plan order."""
+    """Columns ordered by resolved transformers version (oldest first), rows in plan order:
+    each model, then its shim variants in the order the config lists them."""
     names = sorted({*run.envs, *(cell.env for cell in run.cells)})
     columns = [_column(name, run) for name in names]
     columns.sort(key=lambda env: (env.version is None, env.version or Version("0"), env.name))
@@ -141,7 +142,7 @@ def aggregate(run: Run) -> Matrix:
     rows = [
         Row(model, variant, {env.name: by_key.get((model, variant, env.name)) for env in columns})
         for model in run.model_order
-        for variant in sorted(variants.get(model, []))
+        for variant in sorted(variants.get(model, []), key=lambda v: v != "")  # base, then the config's order
     ]
     machine = next((cell.machine for cell in run.cells if cell.machine), {})
     unpinned = [m for m in run.model_order if (run.model_specs.get(m) or {}).get("unpinned_remote_code")]

@@ -156,3 +156,12 @@ def test_bisect_bounds_become_exact_lines():
         "transformers>=4.40,<4.42, newest good pinned: transformers==4.41.2."
     )
     assert list(rec.to_dict()["bounds"]) == ["glm"]
+
+
+def test_variant_rows_keep_the_configs_shim_order():
+    cells = [make_cell("old", "m", Status.FAIL), make_cell("old", "m", Status.PASS_WITH_SHIM, variant="zeta")]
+    cells.append(make_cell("old", "m", Status.PASS_WITH_SHIM, variant="alpha"))
+    planned = [("m", ""), ("m", "zeta"), ("m", "alpha")]
+    envs = {"old": {"name": "old", "packages": {"transformers": "4.40.2"}}}
+    matrix = aggregate(Run(Path("runs/r1"), envs, cells, ["m"], planned=planned))
+    assert [row.label for row in matrix.rows] == ["m", "m+zeta", "m+alpha"]
