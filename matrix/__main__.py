@@ -18,7 +18,7 @@ from typing import Any
 
 from matrix import history
 from matrix.aggregate import aggregate
-from matrix.collect import CollectError, collect, collect_bisects, newest_run, read_json
+from matrix.collect import CollectError, collect, collect_bisects, collect_newest, newest_run, read_json
 from matrix.compare import judge
 from matrix.diagnosis import Sources, diagnose, load_known_breaks
 from matrix.merge import MergeError, merge
@@ -70,13 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = diagnose(matrix, load_known_breaks(), bisects, Sources(args.cache, release_line()))
     optional = frozenset(name for name, spec in run.model_specs.items() if spec.get("optional"))
     settings = run.settings
+    newest = collect_newest(run.run_dir)  # this run's release search, when it made one
     rec = recommend(
-        matrix, optional, bool(settings.get("require_budgets")), bisects, bool(settings.get("drift_blocks"))
+        matrix, optional, bool(settings.get("require_budgets")), bisects, bool(settings.get("drift_blocks")), newest
     )
     generated_at = now_utc()
     args.results.mkdir(parents=True, exist_ok=True)
     history_warnings: list[str] = []
-    current = history.summary(matrix, rec, generated_at)
+    current = history.summary(matrix, rec, generated_at, run.model_specs)
     comparison = history.record(args.results, current, run.settings, history_warnings)
     for warning in history_warnings:
         print(f"warning: {warning}", file=sys.stderr)

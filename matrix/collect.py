@@ -129,3 +129,17 @@ def collect_bisects(run_dir: Path) -> dict[str, dict[str, Any]]:
         if isinstance(data, dict) and data.get("run") == run_dir.name and data.get("first_bad") and data.get("bound"):
             found[str(data.get("model", path.stem.removeprefix(BISECT_PREFIX)))] = data
     return found
+
+
+# The newest-release search of a run (matrix/confirm.py), beside its bisects.
+NEWEST_FILE = "_newest.json"
+
+
+def newest_file(run_dir: Path) -> Path:
+    return run_dir / NEWEST_FILE
+
+
+def collect_newest(run_dir: Path) -> dict[str, Any] | None:
+    """This run's newest-release search (`<run_dir>/_newest.json`), or None (none, damaged, or another run's)."""
+    data = read_json(newest_file(run_dir), [])
+    return data if isinstance(data, dict) and data.get("run") == run_dir.name else None

@@ -96,10 +96,21 @@ class Settings:
     drift_min_cosine: float = 0.9999
     drift_max_abs: float = 1e-4
     similarity_threshold: float = 0.5
-    regression_latency_pct: float = 25.0
-    regression_memory_pct: float = 20.0
+    # The regression gate (matrix/gate.py): how many earlier runs on the same machine it looks
+    # back on, the z-score a slowdown needs, and the smallest change it reports (all of: a
+    # share of the history's mean, an absolute amount, a share of the model's budget).
+    regression_lookback: int = 20
+    regression_z: float = 5.0
+    regression_min_effect_pct: float = 15.0
+    regression_min_effect_s: float = 0.002
+    regression_min_effect_mb: float = 8.0
+    regression_budget_pct: float = 1.0
     # A folder of wheels to build every env from, with the package index switched off.
     wheelhouse: str | None = None
+    # Search the release line for the newest single release that runs every model, confirmed by
+    # a probe of each (README, "The newest release"), building at most this many envs.
+    search_releases: bool = False
+    max_release_builds: int = 20
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -236,10 +247,30 @@ def _parse_settings(table: _Table) -> Settings:
         drift_min_cosine=cosine,
         drift_max_abs=float(table.positive("drift_max_abs", default.drift_max_abs)),
         similarity_threshold=_threshold(table, default.similarity_threshold),
-        regression_latency_pct=float(table.positive("regression_latency_pct", default.regression_latency_pct)),
-        regression_memory_pct=float(table.positive("regression_memory_pct", default.regression_memory_pct)),
+        regression_lookback=_lookback(table, default.regression_lookback),
+        regression_z=float(table.positive("regression_z", default.regression_z)),
+        regression_min_effect_pct=_at_least_0(table, "regression_min_effect_pct", default.regression_min_effect_pct),
+        regression_min_effect_s=_at_least_0(table, "regression_min_effect_s", default.regression_min_effect_s),
+        regression_min_effect_mb=_at_least_0(table, "regression_min_effect_mb", default.regression_min_effect_mb),
+        regression_budget_pct=_at_least_0(table, "regression_budget_pct", default.regression_budget_pct),
         wheelhouse=_wheelhouse(table),
+        search_releases=table.get("search_releases", bool, default.search_releases),
+        max_release_builds=table.whole("max_release_builds", default.max_release_builds) or default.max_release_builds,
     )
+
+
+def _lookback(table: _Table, default: int) -> int:
+    value = table.whole("regression_lookback", default) or default
+    if value < 2:
+        raise table.error("regression_lookback", f"must be at least 2 (a z-score needs two earlier runs), not {value}")
+    return value
+
+
+def _at_least_0(table: _Table, key: str, default: float) -> float:
+    value = table.get(key, (int, float), default)
+    if not value >= 0 or math.isinf(value):  # `not >=` so that nan is refused too
+        raise table.error(key, f"must be 0 or more, not {value}")
+    return float(value)
 
 
 def _wheelhouse(table: _Table) -> str | None:

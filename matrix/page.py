@@ -18,7 +18,16 @@ from matrix import charts
 from matrix.aggregate import Matrix
 from matrix.diagnosis import UnknownGroup
 from matrix.recommend import Recommendation
-from matrix.render import cell_text, diagnosis_label, diagnosis_source, drift_text, machines_line
+from matrix.render import (
+    BLOCKERS_HEADERS,
+    blockers_rows,
+    blockers_title,
+    cell_text,
+    diagnosis_label,
+    diagnosis_source,
+    drift_text,
+    machines_line,
+)
 from probes.record import CellResult, dumps_strict
 from probes.status import Status
 
@@ -56,7 +65,7 @@ document.querySelectorAll('td[data-key]').forEach(td => td.addEventListener('cli
 function filter() {
   const status = document.getElementById('status').value;
   const model = document.getElementById('model').value.toLowerCase();
-  document.querySelectorAll('tbody tr').forEach(tr => {
+  document.querySelectorAll('#matrix tbody tr').forEach(tr => {
     const byModel = tr.dataset.model.toLowerCase().includes(model);
     const cellsShown = [...tr.querySelectorAll('td[data-status]')].map(td => {
       const show = !status || td.dataset.status === status;
@@ -134,12 +143,13 @@ generated {html.escape(generated_at)}.</p>
 {f"<p>{html.escape(machines[:1].upper() + machines[1:])}.</p>" if machines else ""}
 <h2>Recommendation</h2>
 <ul>{_items(rec.lines)}</ul>
+{_blockers(rec)}
 {f"<h2>Since the last published run</h2><ul>{_items(since)}</ul>" if since else ""}
 <h2>Matrix</h2>
 <p><label>Status <select id="status"><option value="">all</option>{options}</select></label>
 <label>Model <input id="model" placeholder="filter by name"></label>
 Click a cell for its details.</p>
-<table><thead><tr><th>model</th>{head}<th>drift</th></tr></thead>
+<table id="matrix"><thead><tr><th>model</th>{head}<th>drift</th></tr></thead>
 <tbody>{"".join(body)}</tbody></table>
 <div id="details" hidden></div>
 {f"<h2>Unrecognised failures</h2><ul>{unknown_items}</ul>" if unknown_items else ""}
@@ -148,6 +158,23 @@ Click a cell for its details.</p>
 <script>{_SCRIPT}</script>
 </body></html>
 """
+
+
+def _blockers(rec: Recommendation) -> str:
+    """What blocks the upgrade: one row per model (the same rows as the Markdown and the terminal)."""
+    if not rec.blockers:
+        return ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in BLOCKERS_HEADERS)
+    body = "".join(
+        f'<tr data-model="{html.escape(row[0])}"><th>{html.escape(row[0])}</th>'
+        + "".join(f"<td>{html.escape(text)}</td>" for text in row[1:])
+        + "</tr>"
+        for row in blockers_rows(rec, markdown=False)
+    )
+    return (
+        f'<h2 id="blockers-title">{html.escape(blockers_title(rec))}</h2>\n'
+        f'<table id="blockers"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
 
 
 def _items(lines: Sequence[str]) -> str:

@@ -7,6 +7,10 @@ with `[settings] drift_blocks = true`, not by a cell whose outputs drift from th
 reference. Preference, in order: fewest envs, then fewest shims, then newer transformers;
 remaining ties go to env names, so the answer is deterministic. The search is exact: it
 finds every smallest cover, then applies the preferences.
+
+With a release search (`[settings] search_releases`, matrix/newest.py), the newest single
+release confirmed to run every model leads, and the envs' answer follows it; each model's
+upgrade blocker comes with it (`blockers`, one table in every view).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from matrix import newest as release_search
 from matrix.aggregate import Matrix
 from probes.record import CellResult
 
@@ -52,6 +57,14 @@ class Recommendation:
     per_env: list[dict[str, Any]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    newest: dict[str, Any] | None = None  # the release search's answers (matrix/confirm.py)
+    blockers: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def pinned_release(self) -> str | None:
+        """The release the search recommends (as is, else with shims), if any."""
+        answer = (self.newest or {}).get("as_is") or (self.newest or {}).get("with_shims")
+        return str(answer["release"]) if answer else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +75,8 @@ class Recommendation:
             "per_env": self.per_env,
             "summary": self.lines,
             "bounds": self.bounds,
+            "newest": _newest_summary(self.newest),
+            "blockers": self.blockers,
             "preference": "fewest envs, then fewest shims, then newest transformers",
         }
 
@@ -90,12 +105,14 @@ def recommend(
     require_budgets: bool = False,
     bisects: dict[str, dict[str, Any]] | None = None,
     drift_blocks: bool = False,
+    newest: dict[str, Any] | None = None,
 ) -> Recommendation:
     """Compute the best option from the matrix's cells.
 
     Optional models are served when the chosen envs happen to run them, but never force
     an extra env. With `require_budgets`, a cell over any budget does not count as serving.
     `bisects` (this run's bisect reports) give each model's windows over the release line.
+    `newest` (this run's release search, `_newest.json`) leads when given.
     """
     rank = {env.name: index for index, env in enumerate(matrix.envs)}  # oldest first
     ways = ways_to_serve(matrix, require_budgets, drift_blocks)
@@ -116,8 +133,23 @@ def recommend(
         for model, found in (bisects or {}).items()
         if model in matrix.models
     }
-    recommendation.lines = _describe(matrix, recommendation, optional) + _window_lines(recommendation.bounds)
+    lead: list[str] = []
+    if newest is not None:
+        recommendation.newest = newest
+        lead = release_search.lead_lines(newest)
+        diagnoses = {(c.env, c.model, c.variant): c.diagnosis for c in matrix.all_cells() if c.diagnosis}
+        recommendation.blockers = release_search.blockers(newest, diagnoses, matrix.models)
+    described = _describe(matrix, recommendation, optional)
+    recommendation.lines = lead + described + _window_lines(recommendation.bounds)
     return recommendation
+
+
+def _newest_summary(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The search's answers and costs for matrix.json (its tracks stay in the run's `_newest.json`)."""
+    if data is None:
+        return None
+    keys = ("as_is", "with_shims", "range", "models", "not_bisected", "excluded", "builds", "probes", "cached", "bound")
+    return {key: data.get(key) for key in (*keys, "limit", "limited", "wall_s")}
 
 
 def _window_lines(bounds: dict[str, dict[str, Any]]) -> list[str]:
@@ -244,11 +276,21 @@ def _describe(matrix: Matrix, rec: Recommendation, optional: frozenset[str]) -> 
     total = len(matrix.models)
     lines = []
     if rec.best is not None:
-        if rec.kind == "single":
+        if rec.kind == "single" and rec.pinned_release:
+            env = rec.best.envs[0]
+            lines.append(
+                f"Of the run's envs, {env} (transformers {versions[env]}) runs {_served(rec.best, env, total)}."
+            )
+        elif rec.kind == "single":
             env = rec.best.envs[0]
             lines.append(f"Pin {env} (transformers {versions[env]}): it runs {_served(rec.best, env, total)}.")
         else:
-            lines.append(f"No single env runs every model; use {len(rec.best.envs)} envs:")
+            count = len(rec.best.envs)
+            lines.append(
+                f"Of the run's envs, none runs every model alone; these {count} together do:"
+                if rec.pinned_release
+                else f"No single env runs every model; use {count} envs:"
+            )
             lines += [
                 f"- {env} (transformers {versions[env]}) for {_served(rec.best, env, total)}" for env in rec.best.envs
             ]

@@ -20,6 +20,7 @@ from tabulate import tabulate
 from matrix import __version__
 from matrix.aggregate import Matrix
 from matrix.diagnosis import UnknownGroup
+from matrix.newest import shim_words
 from matrix.recommend import Recommendation
 from probes.record import CellResult, write_json_atomic
 from probes.status import Status
@@ -133,7 +134,24 @@ def terminal(
     changes = ["", *since] if since else []
     machines = ["", machines_line(matrix)] if machines_line(matrix) else []
     lines = [table, *machines, *why_cells_fail(matrix, unknown), *changes, "", "Recommendation:", *rec.lines]
+    if rec.blockers:
+        rows = blockers_rows(rec, markdown=False)
+        lines += ["", f"{blockers_title(rec)}:", tabulate(rows, headers=BLOCKERS_HEADERS, tablefmt="simple")]
     return "\n".join(lines)
+
+
+BLOCKERS_HEADERS = ["model", "newest release as is", "newest with shims", "blocked by"]
+
+
+def blockers_title(rec: Recommendation) -> str:
+    pin = rec.pinned_release
+    return f"What blocks the upgrade past transformers=={pin}" if pin else "What blocks the upgrade"
+
+
+def blockers_rows(rec: Recommendation, markdown: bool) -> list[list[str]]:
+    """One row per model: its newest release as is, with shims, and its first break past the pin."""
+    rows = [[b["model"], b["as_is"], b["with_shims"], one_line(b["blocked_by"], 240)] for b in rec.blockers]
+    return [[md_escape(text) for text in row] for row in rows] if markdown else rows
 
 
 def why_cells_fail(matrix: Matrix, unknown: Sequence[UnknownGroup]) -> list[str]:
@@ -225,6 +243,7 @@ def markdown(
         "## Recommendation",
         "",
         *_md_blocks(rec.lines),
+        *_md_blockers(rec),
         *(["## Since the last published run", "", *_md_blocks(since)] if since else []),
         "## Matrix",
         "",
@@ -257,6 +276,13 @@ def markdown(
     if matrix.warnings:
         out += ["", "## Warnings", "", *[f"- {md_escape(one_line(w, 300))}" for w in matrix.warnings]]
     return "\n".join(out) + "\n"
+
+
+def _md_blockers(rec: Recommendation) -> list[str]:
+    if not rec.blockers:
+        return []
+    headers = [md_escape(h) for h in BLOCKERS_HEADERS]
+    return [f"## {blockers_title(rec)}", "", _markdown_table(blockers_rows(rec, markdown=True), headers), ""]
 
 
 def _md_blocks(lines: Sequence[str]) -> list[str]:
@@ -350,6 +376,10 @@ def _cell_json(cell: CellResult) -> dict[str, Any]:
 def pins(matrix: Matrix, rec: Recommendation) -> dict[str, str]:
     """`results/pins/<env>.txt` text for each recommended env: exact versions for `uv pip install -r`."""
     files: dict[str, str] = {}
+    for key in ("as_is", "with_shims"):
+        answer = (rec.newest or {}).get(key)
+        if answer and answer.get("packages"):
+            files[f"transformers-{answer['release']}"] = _release_pins(matrix, rec, answer)
     if rec.best is None:
         return files
     for name in rec.best.envs:
@@ -363,6 +393,21 @@ def pins(matrix: Matrix, rec: Recommendation) -> dict[str, str]:
             header.append(f"# torch {env.torch} is a local build: point UV_FIND_LINKS at a folder holding it.")
         files[name] = "\n".join(header + [f"{pkg}=={version}" for pkg, version in env.packages.items()]) + "\n"
     return files
+
+
+def _release_pins(matrix: Matrix, rec: Recommendation, answer: dict[str, Any]) -> str:
+    """The pin file of a release the search confirmed: the confirm env's freeze."""
+    release, packages = answer["release"], answer["packages"]
+    how = shim_words(answer["choices"])
+    served = f"all {len(answer['choices'])} models " + (f"with {how}" if how else "as is")
+    header = [
+        f"# Exact pins of transformers {release}, run {matrix.run_id}: the newest release that runs {served},",
+        f"# confirmed by a probe of each; frozen from env {answer['env']}.",
+        f"# Install with: uv pip install -r transformers-{release}.txt",
+    ]
+    if "+" in packages.get("torch", ""):
+        header.append(f"# torch {packages['torch']} is a local build: point UV_FIND_LINKS at a folder holding it.")
+    return "\n".join(header + [f"{pkg}=={version}" for pkg, version in packages.items()]) + "\n"
 
 
 def now_utc() -> str:

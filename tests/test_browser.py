@@ -35,6 +35,7 @@ from tests.conftest import ROOT, make_cell
 PUBLISHED_PAGE = ROOT / "results" / "index.html"
 PUBLISHED_DATA = ROOT / "results" / "matrix.json"
 PUBLISHED_HISTORY = ROOT / "results"  # history.jsonl, read by matrix/history.py's own reader
+MATRIX = "table:not(#blockers)"  # the matrix, not the upgrade blockers' table (a page built before it has no ids)
 INSTALL_HINT = "install Debian's chromium: apt-get install chromium; .ci/run does this"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 WHEN = "2026-11-25T12:00:00+00:00"
@@ -87,7 +88,7 @@ class Visit:
 
     def shown_rows(self) -> list[str]:
         """data-model of every table row the browser actually displays."""
-        rows = self.page.locator("tbody tr")
+        rows = self.page.locator(f"{MATRIX} tbody tr")
         return [str(row.get_attribute("data-model")) for row in rows.all() if row.is_visible()]
 
 
@@ -153,10 +154,10 @@ def test_published_page_shows_every_cell_with_its_status_and_fetches_nothing(pub
     seen, data = published
     envs = [env["name"] for env in data["envs"]]
     labels = row_labels(data)
-    assert seen.page.locator("tbody tr").count() == len(labels)
-    assert seen.page.locator("tbody td[data-key], tbody td.none").count() == len(labels) * len(envs)
+    assert seen.page.locator(f"{MATRIX} tbody tr").count() == len(labels)
+    assert seen.page.locator(f"{MATRIX} tbody td[data-key], {MATRIX} tbody td.none").count() == len(labels) * len(envs)
     keyed = seen.page.eval_on_selector_all(
-        "tbody td[data-key]",
+        f"{MATRIX} tbody td[data-key]",
         "tds => tds.map(td => [td.dataset.key, td.closest('tr').dataset.model, td.dataset.status])",
     )
     shown: dict[tuple[str, str], str] = {}
@@ -185,7 +186,7 @@ def test_recommendation_is_on_top(published):
     assert items == [line.removeprefix("- ") for line in data["recommendation"]["summary"]]
     assert seen.page.locator("h2").first.text_content() == "Recommendation"
     recommendation_box = seen.page.locator("h2:text-is('Recommendation') + ul").bounding_box()
-    table_box = seen.page.locator("table").bounding_box()
+    table_box = seen.page.locator(MATRIX).bounding_box()
     assert recommendation_box and table_box and recommendation_box["y"] < table_box["y"]
     seen.assert_quiet()
 
@@ -222,7 +223,7 @@ def test_status_and_model_filters_hide_the_right_rows(published):
     assert failing_rows and len(failing_rows) < len(labels), "the published run needs failing and clean rows"
     assert seen.shown_rows() == failing_rows
     dimmed = seen.page.eval_on_selector_all(
-        "tbody tr td.dim", "tds => tds.filter(td => td.checkVisibility()).map(td => td.dataset.status)"
+        f"{MATRIX} tbody tr td.dim", "tds => tds.filter(td => td.checkVisibility()).map(td => td.dataset.status)"
     )
     others_in_shown_rows = [
         cell["status"]
@@ -294,8 +295,8 @@ def test_hostile_text_shows_literally_and_never_runs(browser, tmp_path):
     seen = visit(browser, hostile_page(tmp_path))
     try:
         tab = seen.page
-        assert tab.locator("tbody th").all_text_contents() == [HOSTILE_MODEL, "plain"]
-        assert tab.locator("tbody tr").first.get_attribute("data-model") == HOSTILE_MODEL
+        assert tab.locator(f"{MATRIX} tbody th").all_text_contents() == [HOSTILE_MODEL, "plain"]
+        assert tab.locator(f"{MATRIX} tbody tr").first.get_attribute("data-model") == HOSTILE_MODEL
         assert seen.cell("tf-4.40/plain").text_content() == f"timeout {HOSTILE_REASON}"
         assert HOSTILE_UNKNOWN in tab.locator("body").inner_text()
 

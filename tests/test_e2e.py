@@ -162,7 +162,7 @@ def test_default_matrix_reproduces_the_measured_outcome(tmp_path):
     assert data["recommendation"]["bounds"]["chatglm-legacy"]["first_bad"] == "4.42.0"
     windows = "works 4.40.2-4.41.2; 4.42.0 breaks (ValueError in generate, exact); 4.44.0 breaks (TypeError"
     assert f"Bisect: chatglm-legacy {windows}" in done.stdout
-    assert "- with extract-past: works 4.40.2-4.50.3" in done.stdout
+    assert "- with extract-past: works 4.40.2-4.55.4; 4.56.0 breaks (AttributeError in generate, exact)" in done.stdout
     assert "    cause: GenerationMixin._extract_past_from_model_output was removed" in done.stdout
     fixes = broken["diagnosis"]["fixes"]
     assert fixes[:2] == [
@@ -174,3 +174,33 @@ def test_default_matrix_reproduces_the_measured_outcome(tmp_path):
     assert "- diagnosis: extract-past-removed (since 4.49.0) (table, high)" in markdown
     assert "- cause: GenerationMixin.\\_extract\\_past" in markdown
     assert (tmp_path / "results" / "pins" / "tf-4.40.txt").read_text().count("transformers==4.40.2") == 1
+    # The newest release that runs all four, confirmed by a probe of each on it (not an env of the run).
+    lead = (
+        "Pin transformers==4.41.2: the newest release that runs all 4 models as is"
+        " (confirmed by a probe of each on 4.41.2)."
+    )
+    assert data["recommendation"]["summary"][0] == lead and lead in done.stdout
+    newest = data["recommendation"]["newest"]
+    models = ["codebert-tiny", "qwen2-tiny", "chatglm-legacy", "minilm"]
+    assert newest["as_is"]["release"] == "4.41.2" and sorted(newest["as_is"]["confirm"]) == sorted(models)
+    assert all(c["variant"] == "" and c["status"] == "pass" for c in newest["as_is"]["confirm"].values())
+    shims = newest["with_shims"]
+    assert shims["release"] == "4.55.4" and shims["choices"]["chatglm-legacy"] == "extract-past"
+    assert shims["confirm"]["chatglm-legacy"]["variant"] == "extract-past"
+    assert (
+        "- with shims: transformers==4.55.4 is the newest release that runs all 4 models, with shim extract-past for"
+        in done.stdout
+    )
+    assert newest["builds"] <= min(newest["bound"], newest["limit"])
+    pinned = (tmp_path / "results" / "pins" / "transformers-4.41.2.txt").read_text().splitlines()
+    assert "transformers==4.41.2" in pinned and "torch==2.13.0+cpu" in pinned
+    blockers = {row["model"]: row for row in data["recommendation"]["blockers"]}
+    assert blockers["chatglm-legacy"]["as_is"] == "4.41.2"
+    assert blockers["chatglm-legacy"]["with_shims"] == "4.55.4 (extract-past)"
+    assert blockers["chatglm-legacy"]["blocked_by"].startswith(
+        "4.42.0: ValueError in generate: too many values to unpack"
+    )
+    assert blockers["chatglm-legacy"]["blocked_by"].endswith("fix: shim extract-past (runs it through 4.55.4)")
+    assert blockers["minilm"]["blocked_by"].startswith("nothing up to 5.")
+    assert "What blocks the upgrade past transformers==4.41.2:" in done.stdout
+    assert "## What blocks the upgrade past transformers==4.41.2" in markdown

@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 
 from matrix.aggregate import aggregate
+from matrix.bisect.probe import outcome_of
 from matrix.collect import Run
+from matrix.confirm import tracks_of
 from matrix.recommend import recommend
 from matrix.render import markdown, matrix_json, pins, terminal, write_outputs
 from probes.status import Status
@@ -19,7 +21,7 @@ WHEN = "2026-11-25T12:00:00+00:00"
 MACHINE = {"hostname": "ci-box", "platform": "Linux-x86_64", "cpu_count": 2}
 
 
-def sample():
+def sample(search: bool = False):
     envs = {
         "tf-4.40": {"packages": {"transformers": "4.40.2", "torch": "2.13.0+cpu", "tokenizers": "0.19.1"}},
         "tf-4.50": {"packages": {"transformers": "4.50.3", "torch": "2.13.0+cpu", "tokenizers": "0.21.4"}},
@@ -55,7 +57,37 @@ def sample():
         for m in ("qwen2-tiny", "glm", "hostile")
     ]
     matrix = aggregate(Run(Path("runs/r1"), envs, cells, ["qwen2-tiny", "glm", "hostile"]))
-    return matrix, recommend(matrix)
+    return matrix, recommend(matrix, newest=release_search(matrix, cells[3]) if search else None)
+
+
+def release_search(matrix, broken_glm):
+    """What the release search records for the sample: glm broke at 4.45.0, hostile runs nowhere."""
+    broke = {"from": "4.45.0", "to": "4.50.3", "outcome": "fail", "signature": outcome_of(broken_glm)}
+    broke.update(error={"phase": "generate", "type": "AttributeError", "message": "no _extract_past"}, exact_from=True)
+    windows = [{"from": "4.40.2", "to": "4.41.0", "outcome": "pass"}, broke]
+    bisects = {
+        "glm": {
+            "windows": windows,
+            "variants": {"extract-past": [{"from": "4.40.2", "to": "4.50.3", "outcome": "pass"}]},
+        }
+    }
+    tracks = tracks_of(matrix, bisects, {}, matrix.models)
+    line = ["4.40.2", "4.41.0", "4.45.0", "4.50.3"]
+    return {
+        "run": "r1",
+        "line": line,
+        "range": [line[0], line[-1]],
+        "models": matrix.models,
+        "not_bisected": ["qwen2-tiny"],
+        "tracks": {m: {v: t.to_dict() for v, t in variants.items()} for m, variants in tracks.items()},
+        "as_is": None,
+        "with_shims": None,
+        "excluded": [],
+        "builds": 0,
+        "probes": 0,
+        "bound": 7,
+        "limit": 7,
+    }
 
 
 def check_gold(name: str, actual: str) -> None:
@@ -71,12 +103,12 @@ def check_gold(name: str, actual: str) -> None:
 
 
 def test_markdown_matches_gold():
-    matrix, rec = sample()
+    matrix, rec = sample(search=True)
     check_gold("COMPATIBILITY.md", markdown(matrix, rec, WHEN))
 
 
 def test_terminal_matches_gold():
-    matrix, rec = sample()
+    matrix, rec = sample(search=True)
     check_gold("terminal.txt", terminal(matrix, rec) + "\n")
 
 
