@@ -20,6 +20,7 @@ from tabulate import tabulate
 from matrix import __version__
 from matrix.aggregate import Matrix
 from matrix.diagnosis import UnknownGroup
+from matrix.diagnosis.signature import normalise
 from matrix.newest import shim_words
 from matrix.recommend import Recommendation
 from probes.record import CellResult, write_json_atomic
@@ -179,7 +180,32 @@ def why_cells_fail(matrix: Matrix, unknown: Sequence[UnknownGroup]) -> list[str]
         where = ", ".join(f"{stem} on {env}" for env, stem in group.cells[:8])
         lines.append(f"- unrecognised {group.exception} in {group.phase}: {one_line(group.signature, 100)} ({where})")
     others = [cell for cell in failing if not cell.diagnosis and not (cell.error and cell.status is Status.FAIL)]
-    lines += [f"- {cell.stem} on {cell.env}: {cell.status.value}: {one_line(cell.reason, 150)}" for cell in others[:20]]
+    lines += grouped_by_reason([cell for cell in others if not cell.status.says_nothing])
+    silent = grouped_by_reason([cell for cell in others if cell.status.says_nothing])
+    return lines + (["", "No verdict (these say nothing about compatibility):", *silent] if silent else [])
+
+
+_WHAT_TO_DO = {
+    Status.UNAVAILABLE: "reach the hub or fill the HF cache, then run again",
+    Status.ENV_FAILED: "fix the env's requirements",
+    Status.TIMEOUT: "raise the model's `timeout`, or find what hangs in its log",
+}
+
+
+def grouped_by_reason(cells: Sequence[CellResult]) -> list[str]:
+    """One line per (status, reason with what varies removed): the cells it covers and what to do,
+    so twenty cells that are offline for one cause read as one line (the Markdown keeps each cell)."""
+    groups: dict[tuple[Status, str], list[CellResult]] = {}
+    for cell in cells:
+        groups.setdefault((cell.status, normalise(cell.reason)), []).append(cell)
+    lines = []
+    for (status, _), members in groups.items():
+        stems = list(dict.fromkeys(cell.stem for cell in members))
+        envs = list(dict.fromkeys(cell.env for cell in members))
+        shown = ", ".join(stems[:6]) + (f" and {len(stems) - 6} more" if len(stems) > 6 else "")
+        todo = f"; {_WHAT_TO_DO[status]}" if status in _WHAT_TO_DO else ""
+        reason = one_line(members[0].reason, 150) if len(members) == 1 else one_line(normalise(members[0].reason), 150)
+        lines.append(f"- {status.value}: {reason} ({shown} on {', '.join(envs)}){todo}")
     return lines
 
 

@@ -12,7 +12,7 @@ from matrix.bisect.probe import outcome_of
 from matrix.collect import Run
 from matrix.confirm import tracks_of
 from matrix.recommend import recommend
-from matrix.render import markdown, matrix_json, pins, terminal, write_outputs
+from matrix.render import markdown, matrix_json, pins, terminal, why_cells_fail, write_outputs
 from probes.status import Status
 from tests.conftest import make_cell
 
@@ -150,3 +150,23 @@ def test_pins_are_exact_and_only_for_recommended_envs(tmp_path):
         "transformers==4.40.2",
     ]
     assert Status.PASS.value in (tmp_path / "COMPATIBILITY.md").read_text()
+
+
+def test_cells_that_share_one_cause_read_as_one_line_apart_from_failures():
+    reason = "offline, not cached (org/m{} is not in the local HF cache)"
+    cells = [
+        make_cell(env, f"m{index}", Status.UNAVAILABLE, reason=reason.format(index))
+        for env in ("a", "b")
+        for index in range(3)
+    ]
+    cells.append(make_cell("a", "slow", Status.TIMEOUT, reason="no result within 5 s (killed)"))
+    envs = {env: {"name": env, "packages": {"transformers": "4.40.2"}} for env in ("a", "b")}
+    matrix = aggregate(Run(Path("runs/r"), envs, cells, ["m0", "m1", "m2", "slow"]))
+    lines = why_cells_fail(matrix, [])
+    todo = "raise the model's `timeout`, or find what hangs in its log"
+    assert lines[2] == f"- timeout: no result within 5 s (killed) (slow on a); {todo}"
+    assert lines[-2:] == [
+        "No verdict (these say nothing about compatibility):",
+        "- unavailable: offline, not cached (org/mN is not in the local HF cache) (m0, m1, m2 on a, b); "
+        "reach the hub or fill the HF cache, then run again",
+    ]
