@@ -136,6 +136,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "matrix.toml")
     parser.add_argument("--out", type=Path, help="also write the table (Markdown) to this file")
+    parser.add_argument("--warm-only", action="store_true", help="only the warm rerun against its floor (item 1)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="matrix-bench-"))
     envdir = work / "nox"
@@ -153,6 +154,15 @@ def main() -> int:
         python = next(envdir.glob(f"probe-env-{env_dir.name.replace('.', '-')}*")) / "bin" / "python"
         imports[env_dir.name] = (python, import_floor(python, plans[env_dir.name]))
     floor_s = sum(seconds for _, seconds in imports.values()) + work_s
+    warm_rows = [
+        ["warm rerun of the matrix (nox -s matrix)", f"{warm_s:.1f}", "", f"{warm_s / floor_s:.2f}x floor"],
+        ["  floor: one import per env", f"{sum(s for _, s in imports.values()):.1f}", f"{len(imports)} envs", ""],
+        ["  floor: cells' own work", f"{work_s:.1f}", f"{len(run.cells)} cells", ""],
+        ["  floor total", f"{floor_s:.1f}", "", "1.00x"],
+        ["  bisect probes made by the warm rerun", str(bisect_probes), "", ""],
+    ]
+    if args.warm_only:
+        return report(warm_rows, args)
     env_name = max(plans, key=lambda name: len(plans[name]["cells"]))
     python = imports[env_name][0]
     fork_s = runner(python, plans[env_name], fresh=False)
@@ -167,11 +177,7 @@ def main() -> int:
     print("in-process benchmarks (pytest-benchmark) ...", flush=True)
     in_process_rows = in_process(work)
     rows = [
-        ["warm rerun of the matrix (nox -s matrix)", f"{warm_s:.1f}", "", f"{warm_s / floor_s:.2f}x floor"],
-        ["  floor: one import per env", f"{sum(s for _, s in imports.values()):.1f}", f"{len(imports)} envs", ""],
-        ["  floor: cells' own work", f"{work_s:.1f}", f"{len(run.cells)} cells", ""],
-        ["  floor total", f"{floor_s:.1f}", "", "1.00x"],
-        ["  bisect probes made by the warm rerun", str(bisect_probes), "", ""],
+        *warm_rows,
         [f"forked runner, {env_name}", f"{fork_s:.1f}", f"{cells} cells", "1.00x"],
         [
             f"fresh interpreter per cell, {env_name}",
@@ -184,6 +190,11 @@ def main() -> int:
         ["naive matrix: pip envs + fresh interpreter per cell", f"{naive_s:.1f}", "", f"{naive_s / warm_s:.2f}x warm"],
         *in_process_rows,
     ]
+    return report(rows, args)
+
+
+def report(rows: list[list[str]], args: argparse.Namespace) -> int:
+    """Print the table (and write it to --out)."""
     machine = machine_fingerprint()
     table = tabulate(rows, headers=["what", "seconds", "size", "ratio"], tablefmt="github")
     header = (

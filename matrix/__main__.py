@@ -20,7 +20,7 @@ from matrix import history
 from matrix.aggregate import aggregate
 from matrix.collect import CollectError, collect, collect_bisects, collect_newest, newest_run, read_json
 from matrix.compare import judge
-from matrix.diagnosis import Sources, diagnose, load_known_breaks
+from matrix.diagnosis import KnownBreak, Sources, diagnose, load_known_breaks
 from matrix.merge import MergeError, merge
 from matrix.page import page
 from matrix.recommend import recommend
@@ -67,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     matrix = aggregate(run)
     judge(matrix, run.model_specs, run.settings)
     bisects = collect_bisects(run.run_dir)
-    unknown = diagnose(matrix, load_known_breaks(), bisects, Sources(args.cache, release_line()))
+    try:
+        table = known_breaks(run.settings)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    unknown = diagnose(matrix, table, bisects, Sources(args.cache, release_line()))
     optional = frozenset(name for name, spec in run.model_specs.items() if spec.get("optional"))
     settings = run.settings
     newest = collect_newest(run.run_dir)  # this run's release search, when it made one
@@ -94,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         print("error: regressions since the last published run (--fail-on-regression)", file=sys.stderr)
         return 1
     return 0
+
+
+def known_breaks(settings: dict[str, Any]) -> list[KnownBreak]:
+    """The team's own table (`[settings] known_breaks`) first, then the built-in one."""
+    own = settings.get("known_breaks")
+    return [*(load_known_breaks(Path(own)) if own else []), *load_known_breaks()]
 
 
 def publish_bisects(results: Path, run_id: str, bisects: dict[str, dict[str, Any]]) -> list[Path]:

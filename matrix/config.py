@@ -111,6 +111,9 @@ class Settings:
     # a probe of each (README, "The newest release"), building at most this many envs.
     search_releases: bool = False
     max_release_builds: int = 20
+    # The team's own known-break table (same format as matrix/diagnosis/known_breaks.toml),
+    # consulted before the built-in one; absolute (a relative path starts at the config's folder).
+    known_breaks: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -256,7 +259,26 @@ def _parse_settings(table: _Table) -> Settings:
         wheelhouse=_wheelhouse(table),
         search_releases=table.get("search_releases", bool, default.search_releases),
         max_release_builds=table.whole("max_release_builds", default.max_release_builds) or default.max_release_builds,
+        known_breaks=_known_breaks(table),
     )
+
+
+def _known_breaks(table: _Table) -> str | None:
+    """The team's known-break table, checked entry by entry now (absolute path)."""
+    given = table.get("known_breaks", str)
+    if given is None:
+        return None
+    base = table.file.resolve().parent
+    path = (base / given).resolve()
+    if not path.is_file():
+        raise table.error("known_breaks", f"file {given!r} does not exist (relative paths start at {base})")
+    from matrix.diagnosis.table import load_known_breaks
+
+    try:
+        load_known_breaks(path)
+    except (ValueError, OSError) as error:
+        raise table.error("known_breaks", str(error)) from None
+    return str(path)
 
 
 def _lookback(table: _Table, default: int) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from matrix.diagnosis.signature import group_unknown, normalise
@@ -99,3 +101,21 @@ def test_a_broken_table_names_the_entry(tmp_path):
     path.write_text('[[break]]\nid = "x"\nintroduced_in = "4.1"\ncause = "c"\nmessage = "m"\ncolour = 1\n')
     with pytest.raises(ValueError, match=r"break #1 \(x\): unknown keys \['colour'\]"):
         load_known_breaks(path)
+
+
+def test_a_teams_own_table_is_consulted_before_the_built_in_one(tmp_path):
+    from matrix.__main__ import known_breaks
+
+    path = tmp_path / "breaks.toml"
+    entry = {
+        "id": "our-rope",
+        "introduced_in": "4.45.0",
+        "cause": "our cause",
+        "fixes": ["our fix"],
+        "message": "has no attribute '_extract_past_from_model_output'",
+    }
+    path.write_text("[[break]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in entry.items()))
+    table = known_breaks({"known_breaks": str(path)})
+    cell = failing("AttributeError", "generate", "'X' object has no attribute '_extract_past_from_model_output'")
+    assert from_table(cell, table).id == "our-rope"
+    assert from_table(cell, known_breaks({})).id == "extract-past-removed"

@@ -213,3 +213,15 @@ def test_nox_reports_a_bad_config_in_one_line_with_exit_code_2(write_config):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("error: matrix.toml: [envs.a] transformers: '4.x'")
+
+
+def test_a_teams_known_breaks_table_is_checked_when_the_config_loads(write_config, tmp_path):
+    (tmp_path / "breaks.toml").write_text('[[break]]\nid = "ours"\nintroduced_in = "4.x"\ncause = "c"\nmessage = "m"\n')
+    with pytest.raises(ConfigError) as caught:
+        load(write_config('[settings]\nknown_breaks = "breaks.toml"\n' + ENV + MODEL))
+    assert str(caught.value).startswith("matrix.toml: [settings] known_breaks: breaks.toml: break #1 (ours): Invalid")
+    with pytest.raises(ConfigError, match=r"known_breaks: file 'nope.toml' does not exist"):
+        load(write_config('[settings]\nknown_breaks = "nope.toml"\n' + ENV + MODEL))
+    (tmp_path / "breaks.toml").write_text('[[break]]\nid = "ours"\nintroduced_in = "4.1"\ncause = "c"\nmessage = "m"\n')
+    config = load(write_config('[settings]\nknown_breaks = "breaks.toml"\n' + ENV + MODEL))
+    assert config.settings.known_breaks == str(tmp_path / "breaks.toml")
