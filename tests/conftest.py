@@ -27,9 +27,8 @@ fixture = "qwen2-tiny"
 task = "causal-lm"
 """
 
-# Two envs, one model: the smallest matrix that still has shards to merge and sessions to
-# run side by side (tests/test_parallel.py, test_merge.py, test_workflow.py).
-TWO_ENVS_ONE_MODEL = """
+# Two pinned envs (4.40 and 4.50): what most small configs of the tests start with.
+TWO_ENVS = """
 [envs."tf-4.40"]
 transformers = "4.40.*"
 torch = "==2.13.0"
@@ -37,11 +36,18 @@ torch = "==2.13.0"
 [envs."tf-4.50"]
 transformers = "4.50.*"
 torch = "==2.13.0"
+"""
 
+# Two envs, one model: the smallest matrix that still has shards to merge and sessions to
+# run side by side (tests/test_parallel.py, test_merge.py, test_workflow.py).
+TWO_ENVS_ONE_MODEL = (
+    TWO_ENVS
+    + """
 [models.qwen2-tiny]
 fixture = "qwen2-tiny"
 task = "causal-lm"
 """
+)
 
 
 def nox_list(**env: str) -> subprocess.CompletedProcess[str]:

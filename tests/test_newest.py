@@ -19,7 +19,7 @@ from matrix.recommend import recommend
 from matrix.render import markdown, pins, terminal
 from probes.record import write_json_atomic
 from probes.status import Status
-from tests.conftest import make_cell
+from tests.conftest import TWO_ENVS, make_cell
 
 LINE = [
     "4.40.0", "4.40.1", "4.41.0", "4.42.0", "4.42.1", "4.42.2", "4.43.0", "4.44.0",
@@ -179,19 +179,14 @@ class FakeProber:
         return Path("/no/python"), False, ""
 
 
-CONFIG = """
+CONFIG = (
+    """
 [settings]
 search_releases = true
 max_release_builds = {limit}
-
-[envs."tf-4.40"]
-transformers = "4.40.*"
-torch = "==2.13.0"
-
-[envs."tf-4.50"]
-transformers = "4.50.*"
-torch = "==2.13.0"
-
+"""
+    + TWO_ENVS
+    + """
 [models.plain]
 fixture = "qwen2-tiny"
 task = "causal-lm"
@@ -200,6 +195,7 @@ task = "causal-lm"
 fixture = "qwen2-tiny"
 task = "causal-lm"
 """
+)
 
 
 @pytest.fixture

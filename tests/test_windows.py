@@ -23,7 +23,7 @@ from matrix.bisect.cache import Facts, folder_fingerprint
 from matrix.collect import bisect_file, collect_bisects
 from matrix.config import EnvSpec, load
 from probes.status import Status
-from tests.conftest import make_cell
+from tests.conftest import TWO_ENVS, make_cell
 
 # The final, non-yanked transformers releases from 4.40.2 to 4.50.3 (4.46.0 is yanked).
 MICROS = {40: [2], 41: [0, 1, 2], 42: range(5), 43: range(5), 44: range(3), 45: range(3), 46: [1, 2, 3]}
@@ -189,21 +189,16 @@ def test_outcome_signature_ignores_what_varies():
 
 # --- facts -----------------------------------------------------------------------------
 
-PATH_CONFIG = """
-[envs."tf-4.40"]
-transformers = "4.40.*"
-torch = "==2.13.0"
-
-[envs."tf-4.50"]
-transformers = "4.50.*"
-torch = "==2.13.0"
-
+PATH_CONFIG = (
+    TWO_ENVS
+    + """
 [models.local]
 path = "model"
 task = "causal-lm"
 trust_remote_code = true
 shims = ["extract-past"]
 """
+)
 
 
 @pytest.fixture
