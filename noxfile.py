@@ -202,7 +202,9 @@ def tests(session: nox.Session) -> None:
     not reachable from every CI box): installed with apt-get when missing and this user may,
     else the session stops with the one line that says what to install."""
     ensure_chromium(session)
-    session.install("-e", ".[test]")
+    # pip too: uv's venvs have none, and the wheelhouse and workflow tests run `python -m pip`
+    # with this interpreter as a user's would.
+    session.install("pip", "-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
     if not session.posargs:
         session.run("python", "-m", "ruff", "check", ".")
