@@ -27,7 +27,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from matrix import newest
+from matrix import newest, upgrade
 from matrix.aggregate import Matrix, aggregate
 from matrix.bisect.probe import Prober, error_of, outcome_of
 from matrix.bisect.search import first_bad
@@ -327,7 +327,7 @@ def search_newest(
         "wall_s": round(time.perf_counter() - start, 1),
     }
     write_json_atomic(newest_file(run_dir), data)
-    for line_text in newest.lead_lines(data):
+    for line_text in upgrade.lead_lines(data):
         print(f"[newest] {line_text.removeprefix('- ')}", flush=True)
     print(f"[newest] {data['wall_s']} s; wrote {newest_file(run_dir)}", flush=True)
     return data

@@ -45,6 +45,12 @@ def variants(model: ModelSpec) -> list[str]:
     return [BASE_VARIANT, *model.shims]
 
 
+def variant_words(variant: str) -> str:
+    """A variant as text: "shim a", or "shims a + b" for a combination applied together."""
+    names = variant.split("+")
+    return f"shim {variant}" if len(names) == 1 else f"shims {' + '.join(names)}"
+
+
 def cells(config: Config, env: str | None = None) -> list[PlannedCell]:
     """Every cell of the config (or of one env), in config order."""
     envs = [e.name for e in config.envs if env is None or e.name == env]

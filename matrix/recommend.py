@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from matrix import newest as release_search
+from matrix import upgrade
 from matrix.aggregate import Matrix
+from matrix.plan import variant_words
 from probes.record import CellResult
 
 
@@ -136,9 +137,9 @@ def recommend(
     lead: list[str] = []
     if newest is not None:
         recommendation.newest = newest
-        lead = release_search.lead_lines(newest)
+        lead = upgrade.lead_lines(newest)
         diagnoses = {(c.env, c.model, c.variant): c.diagnosis for c in matrix.all_cells() if c.diagnosis}
-        recommendation.blockers = release_search.blockers(newest, diagnoses, matrix.models)
+        recommendation.blockers = upgrade.blockers(newest, diagnoses, matrix.models)
     described = _describe(matrix, recommendation, optional)
     recommendation.lines = lead + described + _window_lines(recommendation.bounds)
     return recommendation
@@ -305,7 +306,7 @@ def _describe(matrix: Matrix, rec: Recommendation, optional: frozenset[str]) -> 
         covered = len(item["plain"]) + len(item["with_shim"])
         amount = "all" if covered == total else f"{covered}/{total}"
         if item["with_shim"]:
-            how = "with " + ", ".join(f"{_shim_words(shim)} for {model}" for model, shim in item["shims"].items())
+            how = "with " + ", ".join(f"{variant_words(shim)} for {model}" for model, shim in item["shims"].items())
         else:
             how = "without shims"
         lines.append(
@@ -355,11 +356,6 @@ def _drift_lines(matrix: Matrix, rec: Recommendation) -> list[str]:
             note = f" (recommended env {', '.join(recommended)} drifts)" if recommended else ""
             lines.append(f"Outputs of {row.model} change between {reference} and {where}{note}.")
     return lines
-
-
-def _shim_words(variant: str) -> str:
-    names = variant.split("+")
-    return f"shim {variant}" if len(names) == 1 else f"shims {' + '.join(names)}"
 
 
 def _served(option: Option, env: str, total: int) -> str:

@@ -21,8 +21,8 @@ from matrix import __version__
 from matrix.aggregate import Matrix
 from matrix.diagnosis import UnknownGroup
 from matrix.diagnosis.signature import normalise
-from matrix.newest import shim_words
 from matrix.recommend import Recommendation
+from matrix.upgrade import shim_words
 from probes.record import CellResult, write_json_atomic
 from probes.status import Status
 

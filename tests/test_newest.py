@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from matrix import confirm, newest
+from matrix import confirm, newest, upgrade
 from matrix.aggregate import aggregate
 from matrix.collect import Run, collect_newest, newest_file
 from matrix.config import load
@@ -95,7 +95,7 @@ def test_only_shims_make_one_release_possible_and_the_fewest_shims_win():
     del tracks["legacy"]["fix+more"]
     step = next_step(LINE, tracks, ["legacy", "modern"], shims=True)
     assert isinstance(step, Candidate) and step.release == "4.48.0" and step.choices == {"legacy": "fix", "modern": ""}
-    assert newest.shim_words(step.choices) == "shim fix for legacy"
+    assert upgrade.shim_words(step.choices) == "shim fix for legacy"
 
 
 def test_no_single_release_serves_everyone():
@@ -108,8 +108,8 @@ def test_no_single_release_serves_everyone():
         assert next_step(LINE, tracks, ["old", "new"], shims=shims) is None
     assert not newest.runs_at_all(tracks, "never", shims=True), "a model failing everywhere is never served"
     data = {"models": ["old", "new"], "range": [LINE[0], LINE[-1]], "line": LINE, "tracks": _dicts(tracks)}
-    assert newest.lead_lines(data)[0] == "No single release from 4.40.0 to 4.50.0 runs all 2 models."
-    rows = {row["model"]: row for row in newest.blockers(data, {}, ["old", "new", "never"])}
+    assert upgrade.lead_lines(data)[0] == "No single release from 4.40.0 to 4.50.0 runs all 2 models."
+    rows = {row["model"]: row for row in upgrade.blockers(data, {}, ["old", "new", "never"])}
     assert rows["old"]["as_is"] == "4.41.0" and rows["old"]["blocked_by"].startswith("4.42.0: ValueError in generate")
     assert rows["new"]["as_is"] == "4.50.0" and rows["new"]["blocked_by"] == "nothing up to 4.50.0"
     assert rows["never"]["as_is"] == "none" and rows["never"]["blocked_by"].startswith("runs as is on no release")
@@ -142,10 +142,10 @@ def test_blockers_use_the_run_diagnosis_of_the_same_signature_else_a_shim_the_ev
     answer = {"release": "4.41.0", "choices": {"legacy": "", "modern": ""}}
     data = {"models": ["legacy"], "line": LINE, "range": [LINE[0], LINE[-1]], "tracks": _dicts(tracks), "as_is": answer}
     diagnosis = {"id": "extract-past-api", "introduced_in": "4.42.0", "fixes": ["shim fix (its cell passes)", "b"]}
-    rows = newest.blockers(data, {("tf-4.50.0", "legacy", ""): diagnosis}, ["legacy"])
+    rows = upgrade.blockers(data, {("tf-4.50.0", "legacy", ""): diagnosis}, ["legacy"])
     assert rows[0]["blocked_by"] == "4.42.0: extract-past-api (since 4.42.0); fix: shim fix (its cell passes)"
     assert rows[0]["with_shims"] == "4.50.0 (fix+more)"
-    rows = newest.blockers(data, {}, ["legacy"])
+    rows = upgrade.blockers(data, {}, ["legacy"])
     assert rows[0]["blocked_by"] == "4.42.0: ValueError in generate: m; fix: shim fix (runs it through 4.48.0)"
 
 

@@ -22,6 +22,7 @@ from packaging.version import InvalidVersion, Version
 
 from matrix.aggregate import Matrix
 from matrix.diagnosis.signature import normalise, signature
+from matrix.plan import variant_words
 from probes.record import CellResult
 from probes.status import Status
 
@@ -150,8 +151,7 @@ def evidence_fixes(cell: CellResult, matrix: Matrix, found: Bounds | None, advic
 
 
 def _shim_words(variant: str) -> str:
-    names = variant.split("+")
-    return f"shim {variant}" if len(names) == 1 else f"shims {' + '.join(names)} together"
+    return variant_words(variant) + (" together" if "+" in variant else "")
 
 
 def _version_of(env: str, matrix: Matrix) -> Version | None:
