@@ -24,7 +24,7 @@ from matrix.diagnosis import KnownBreak, Sources, diagnose, load_known_breaks
 from matrix.merge import MergeError, merge
 from matrix.page import page
 from matrix.recommend import recommend
-from matrix.releases import ReleasesError, fetch_releases
+from matrix.releases import ReleasesError, cached_releases
 from matrix.render import now_utc, terminal, write_outputs
 from probes.record import write_json_atomic
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    unknown = diagnose(matrix, table, bisects, Sources(args.cache, release_line()))
+    unknown = diagnose(matrix, table, bisects, Sources(args.cache, release_line(args.cache)))
     optional = frozenset(name for name, spec in run.model_specs.items() if spec.get("optional"))
     settings = run.settings
     newest = collect_newest(run.run_dir)  # this run's release search, when it made one
@@ -123,11 +123,11 @@ def publish_bisects(results: Path, run_id: str, bisects: dict[str, dict[str, Any
     return written
 
 
-def release_line() -> tuple[str, ...]:
-    """transformers' final releases, oldest first, for the symbol history (empty offline:
-    the diagnosis then compares only the releases the run itself has)."""
+def release_line(cache: Path) -> tuple[str, ...]:
+    """transformers' final releases, oldest first, for the symbol history (the list the bisect
+    keeps for an hour; empty offline: the diagnosis then compares only the run's releases)."""
     try:
-        return tuple(str(version) for version in fetch_releases("transformers"))
+        return tuple(str(version) for version in cached_releases("transformers", cache))
     except ReleasesError as error:
         print(f"warning: the release list could not be read ({error}); diagnoses use the run's releases only")
         return ()
