@@ -36,7 +36,7 @@ LINE_4_45_TO_4_47 = ["4.45.2", "4.46.1", "4.46.2", "4.46.3", "4.47.0", "4.47.1"]
 def shelf() -> SourceShelf:
     shelf = SourceShelf(CACHE)
     if shelf.package("4.48.3") is None:
-        pytest.skip(f"no transformers sources (offline?): {shelf.unavailable}")
+        pytest.fail(f"no transformers sources (the package index must be reachable): {shelf.unavailable}")
     return shelf
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from matrix.bisect import search as bisect_search
 from matrix.diagnosis import symbol_explain
 from matrix.diagnosis.api_lookup import Found, Release
 from matrix.diagnosis.failure import Failure, Symbol
@@ -279,21 +280,13 @@ def _first_change(
     good's. A release whose sources cannot be had is skipped (the bound is then not exact)."""
     low, high = Version(last_good), Version(first_bad)
     between = sorted(v for v in {Version(str(v)) for v in releases or ()} if low < v < high)
-    line = [last_good, *(str(v) for v in between), first_bad]
     good = shelf.release(last_good)
     baseline = question.state(good) if good else None
-    lo, hi, read = 0, len(line) - 1, 2
-    untested = list(range(1, hi))
-    while untested:
-        middle = untested[len(untested) // 2]
-        release = shelf.release(line[middle])
-        if release is None:
-            untested.remove(middle)
-            continue
-        read += 1
-        if question.state(release) == baseline:
-            lo = middle
-        else:
-            hi = middle
-        untested = [i for i in untested if lo < i < hi]
-    return Edge(line[lo], line[hi], releases is not None and hi == lo + 1, read)
+
+    def same_as_good(version: str) -> bool | None:
+        release = shelf.release(version)
+        return None if release is None else question.state(release) == baseline
+
+    found = bisect_search.first_bad([last_good, *(str(v) for v in between), first_bad], same_as_good)
+    read = 2 + sum(1 for _, said in found.probed if said is not None)
+    return Edge(found.last_good, found.first_bad, releases is not None and not found.unresolved, read)
