@@ -4,16 +4,19 @@
   reference (the base cell in the oldest env where it passes): same generated tokens,
   embeddings within tolerance. Otherwise it becomes `fail` with "shim changes outputs".
 - Drift: every other passing cell of a model is compared with that same reference; a
-  difference is a flag on the cell (`drift`), not a failure.
+  difference is a flag on the cell (`drift`), not a failure. The outputs of the team's
+  probe scripts are compared the same way, for drift and for shims.
 - Degenerate generation: greedy tokens that collapse to one repeated token where the
   reference's do not (what NaN logits decode to) are flagged `degenerate`; the
   recommendation does not count such a cell as running its model.
-- Budgets: a passing cell over a model's budget keeps `pass` and carries `over_budget`.
+- Budgets: a passing cell over a model's budget keeps `pass` and carries `over_budget`;
+  a `metric_budgets` entry bounds a number a probe script reported.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from matrix.aggregate import Matrix
@@ -42,7 +45,16 @@ SAME = "same outputs"
 
 def difference(reference: CellResult, cell: CellResult, settings: dict[str, Any]) -> str | None:
     """How `cell`'s outputs differ from `reference`'s: `SAME`, a description, or None when
-    the two fingerprints hold nothing comparable."""
+    the two fingerprints hold nothing comparable. The built-in outputs first, then the
+    outputs of the team's probe scripts."""
+    built_in = _built_in_difference(reference, cell, settings)
+    if built_in not in (None, SAME):
+        return built_in
+    scripts = _probe_difference(reference, cell, settings)
+    return scripts if scripts is not None else built_in
+
+
+def _built_in_difference(reference: CellResult, cell: CellResult, settings: dict[str, Any]) -> str | None:
     if "tokens" in reference.fingerprint or "tokens" in cell.fingerprint:
         ref, got = reference.fingerprint.get("tokens"), cell.fingerprint.get("tokens")
         if ref != got:
@@ -63,6 +75,63 @@ def difference(reference: CellResult, cell: CellResult, settings: dict[str, Any]
     if min_cosine < settings.get("drift_min_cosine", 0.9999) or max_abs > settings.get("drift_max_abs", 1e-4):
         return f"embeddings differ from {reference.env} (min cosine {min_cosine:.6f}, max abs diff {max_abs:.2g})"
     return SAME
+
+
+def _probe_difference(reference: CellResult, cell: CellResult, settings: dict[str, Any]) -> str | None:
+    """The first output of a probe script that differs from the reference's, in words;
+    SAME when all match; None when neither cell has probe outputs."""
+    ref_probes, probes = reference.fingerprint.get("probes") or {}, cell.fingerprint.get("probes") or {}
+    if not ref_probes and not probes:
+        return None
+    for probe in sorted(set(ref_probes) | set(probes)):
+        ref_outputs, outputs = ref_probes.get(probe) or {}, probes.get(probe) or {}
+        for name in sorted(set(ref_outputs) | set(outputs)):
+            if name not in ref_outputs or name not in outputs:
+                lacking = reference.env if name not in ref_outputs else cell.env
+                return f"probe {probe}: output {name!r} is missing in {lacking}"
+            how = _value_difference(ref_outputs[name], outputs[name], settings)
+            if how:
+                return f"probe {probe}: output {name!r} differs from {reference.env} ({how})"
+    return SAME
+
+
+def _value_difference(ref: Any, got: Any, settings: dict[str, Any]) -> str | None:
+    """How two outputs differ: text, booleans, whole numbers and structure exactly; numbers
+    with a fraction within the drift tolerances (largest absolute difference; cosine when
+    there are several)."""
+    if _shape(ref) != _shape(got):
+        return "different values"
+    ref_numbers, numbers = list(_numbers(ref)), list(_numbers(got))
+    if not any(isinstance(x, float) for x in ref_numbers + numbers):
+        return None if ref_numbers == numbers else "different values"
+    max_abs = max((abs(x - y) for x, y in zip(ref_numbers, numbers, strict=True)), default=0.0)
+    cosine = _cosine(ref_numbers, numbers) if len(numbers) > 1 else 1.0
+    if max_abs > settings.get("drift_max_abs", 1e-4) or cosine < settings.get("drift_min_cosine", 0.9999):
+        return f"max abs diff {max_abs:.2g}" + (f", cosine {cosine:.6f}" if len(numbers) > 1 else "")
+    return None
+
+
+def _numbers(value: Any) -> Iterator[float]:
+    """Every number in a (nested) output, in order (dicts by key)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, dict):
+        for key in sorted(value):
+            yield from _numbers(value[key])
+
+
+def _shape(value: Any) -> Any:
+    """A value with its numbers blanked out: its structure, text and booleans."""
+    if isinstance(value, list):
+        return [_shape(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return 0
+    return value
 
 
 def judge(matrix: Matrix, model_specs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
@@ -113,6 +182,10 @@ def over_budget(cell: CellResult, spec: dict[str, Any], settings: dict[str, Any]
     memory = cell.metrics.get("peak_rss_increase_mb", cell.metrics.get("peak_cuda_mb"))
     if "max_memory_mb" in budgets and memory is not None and memory > budgets["max_memory_mb"]:
         missed.append({"budget": "max_memory_mb", "limit": budgets["max_memory_mb"], "value": memory})
+    for key, (bound, limit) in (spec.get("metric_budgets") or {}).items():
+        value = cell.metrics.get(key)
+        if value is None or (value < limit if bound == ">=" else value > limit):
+            missed.append({"budget": key, "bound": bound, "limit": limit, "value": value})
     if "min_similarity_accuracy" in budgets:
         accuracy = similarity_accuracy(cell, settings.get("similarity_threshold", 0.5))
         if accuracy is None or accuracy < budgets["min_similarity_accuracy"]:

@@ -18,6 +18,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from matrix import team_code
 from probes.record import SAFE_PART as SAFE_NAME
 from probes.shims import SHIM_NAMES
 
@@ -29,6 +30,16 @@ CHAT_STYLES = ("template", "method")
 SOURCE_KEYS = ("hub", "path", "fixture", "pypi")
 LATEST = "latest"
 BUDGET_KEYS = ("max_latency_s", "max_memory_mb", "min_similarity_accuracy")
+# `from_pretrained` keywords the config sets elsewhere (or the probe itself), never in `load_kwargs`.
+LOAD_KWARGS_ELSEWHERE = {
+    "trust_remote_code": "the model's `trust_remote_code` key",
+    "revision": "the model's `revision` key",
+    "pretrained_model_name_or_path": "the model's source key",
+    "output_loading_info": "the probe (it records the loading info)",
+}
+DTYPE_KWARGS = ("dtype", "torch_dtype")
+# A metric budget on what a probe script reports: "<probe>.<metric>" = ">= 0.9" or "<= 2.5".
+METRIC_BUDGET = re.compile(r"^\s*(<=|>=)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
 
 
 class ConfigError(Exception):
@@ -68,7 +79,8 @@ class ModelSpec:
     shims: tuple[str, ...] = ()
     timeout: float = 300.0
     device: str = "cpu"
-    dtype: str = "auto"
+    # None: no dtype is passed to from_pretrained (what a plain call gets in each release).
+    dtype: str | None = None
     max_new_tokens: int = 8
     chat: str | None = None
     similarity_check: bool = False
@@ -77,6 +89,14 @@ class ModelSpec:
     budgets: dict[str, float] = field(default_factory=dict)
     # Packages the model's own code imports (sentencepiece, einops, ...), installed in every env.
     requires: tuple[str, ...] = ()
+    # The team's own code (matrix/team_code.py): probe scripts run after the built-in phases,
+    # and the shims from its files that `shims` uses (by name).
+    probes: tuple[team_code.TeamFile, ...] = ()
+    team_shims: tuple[team_code.TeamFile, ...] = ()
+    # Keywords for from_pretrained, as the deployment passes them.
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Budgets on probe scripts' metrics: "<probe>.<metric>" -> (">=" or "<=", limit).
+    metric_budgets: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     @property
     def unpinned_remote_code(self) -> bool:
@@ -415,18 +435,9 @@ def _parse_model(table: _Table, name: str) -> ModelSpec:
     task = table.choice("task", TASKS, None)
     if task is None:
         raise table.error("task", f"missing: one of {', '.join(TASKS)}")
-    shims = table.strings("shims")
-    for index, variant in enumerate(shims, start=1):
-        parts = variant.split("+")
-        repeated = next((part for part in parts if parts.count(part) > 1), None)
-        if repeated:
-            raise table.error("shims", f"value #{index} {variant!r} names {repeated!r} twice")
-        for shim in parts:
-            if shim not in SHIM_NAMES:
-                known = ", ".join(SHIM_NAMES)
-                raise table.error("shims", f"value #{index} {shim!r} is not a known shim (known: {known})")
-    if len(set(shims)) != len(shims):
-        raise table.error("shims", "lists the same shim twice")
+    base = table.file.resolve().parent
+    shims, team_shims = _shims(table, base)
+    probes = _probe_scripts(table, base)
     max_new_tokens = table.whole("max_new_tokens", 8) or 8
     chat = table.choice("chat", CHAT_STYLES, None)
     if chat is not None and task != "causal-lm":
@@ -444,7 +455,7 @@ def _parse_model(table: _Table, name: str) -> ModelSpec:
         shims=shims,
         timeout=float(table.positive("timeout", 300.0)),
         device=table.choice("device", DEVICES, "cpu") or "cpu",
-        dtype=table.choice("dtype", DTYPES, "auto") or "auto",
+        dtype=table.choice("dtype", DTYPES, None),
         max_new_tokens=max_new_tokens,
         chat=chat,
         similarity_check=table.get("similarity_check", bool, False),
@@ -452,7 +463,93 @@ def _parse_model(table: _Table, name: str) -> ModelSpec:
         optional=table.get("optional", bool, False),
         budgets=_budgets(table, task),
         requires=_requirements(table, "requires"),
+        probes=probes,
+        team_shims=team_shims,
+        load_kwargs=_load_kwargs(table),
+        metric_budgets=_metric_budgets(table, probes),
     )
+
+
+def _shims(table: _Table, base: Path) -> tuple[tuple[str, ...], tuple[team_code.TeamFile, ...]]:
+    """The variants (built-in names and the team's `file.py:function`, alone or joined by
+    '+'), as names, and the team's shims they use."""
+    variants: list[str] = []
+    team: dict[str, team_code.TeamFile] = {}
+    for index, variant in enumerate(table.strings("shims"), start=1):
+        names = []
+        for part in variant.split("+"):
+            if part in SHIM_NAMES:
+                names.append(part)
+                continue
+            if ":" not in part:
+                known = ", ".join(SHIM_NAMES)
+                raise table.error(
+                    "shims", f"value #{index} {part!r} is not a known shim (known: {known}; or 'file.py:function')"
+                )
+            try:
+                found = team_code.shim(base, part)
+            except team_code.TeamCodeError as error:
+                raise table.error("shims", f"value #{index}: {error}") from None
+            if found.name in SHIM_NAMES:
+                raise table.error("shims", f"value #{index} {part!r}: {found.name!r} is a built-in shim's name")
+            same = team.get(found.name)
+            if same is not None and (same.path, same.function) != (found.path, found.function):
+                raise table.error("shims", f"value #{index} {part!r}: another shim is already named {found.name!r}")
+            team[found.name] = found
+            names.append(found.name)
+        repeated = next((name for name in names if names.count(name) > 1), None)
+        if repeated:
+            raise table.error("shims", f"value #{index} {variant!r} names {repeated!r} twice")
+        variants.append("+".join(names))
+    if len(set(variants)) != len(variants):
+        raise table.error("shims", "lists the same shim twice")
+    return tuple(variants), tuple(team.values())
+
+
+def _probe_scripts(table: _Table, base: Path) -> tuple[team_code.TeamFile, ...]:
+    found: list[team_code.TeamFile] = []
+    for index, given in enumerate(table.strings("probes"), start=1):
+        try:
+            script = team_code.probe_script(base, given)
+        except team_code.TeamCodeError as error:
+            raise table.error("probes", f"value #{index}: {error}") from None
+        if any(other.name == script.name for other in found):
+            raise table.error("probes", f"value #{index} {given!r}: another probe script is named {script.name!r}")
+        found.append(script)
+    return tuple(found)
+
+
+def _load_kwargs(table: _Table) -> dict[str, Any]:
+    """`from_pretrained` keywords: TOML values as they are; a dtype must name a torch dtype."""
+    kwargs: dict[str, Any] = table.get("load_kwargs", dict, {})
+    for key, value in kwargs.items():
+        if key in LOAD_KWARGS_ELSEWHERE:
+            raise table.error("load_kwargs", f"{key!r} is set by {LOAD_KWARGS_ELSEWHERE[key]}, not here")
+        if not key.isidentifier():
+            raise table.error("load_kwargs", f"{key!r} is not a keyword argument name")
+        if key in DTYPE_KWARGS and value not in DTYPES:
+            raise table.error("load_kwargs", f"{key} = {value!r} is not one of {', '.join(DTYPES)}")
+    given = [key for key in DTYPE_KWARGS if key in kwargs] + (["dtype"] if "dtype" in table.data else [])
+    if len(given) > 1:
+        raise table.error("load_kwargs", "the dtype is given twice (the model's `dtype` key and load_kwargs): keep one")
+    return dict(kwargs)
+
+
+def _metric_budgets(table: _Table, probes: tuple[team_code.TeamFile, ...]) -> dict[str, tuple[str, float]]:
+    """`metric_budgets = { "rag.recall_at_1" = ">= 0.9" }`: a bound on what a probe script reports."""
+    budgets: dict[str, tuple[str, float]] = {}
+    names = [probe.name for probe in probes]
+    for key, bound in table.get("metric_budgets", dict, {}).items():
+        probe, _, metric = key.partition(".")
+        if probe not in names or not metric:
+            known = ", ".join(names) or "none: add `probes` first"
+            problem = f"{key!r} is not '<probe>.<metric>' of a probe script (probes: {known})"
+            raise table.error("metric_budgets", problem)
+        match = METRIC_BUDGET.match(bound) if isinstance(bound, str) else None
+        if match is None:
+            raise table.error("metric_budgets", f"{key} = {bound!r}: write a bound such as '>= 0.9' or '<= 2.5'")
+        budgets[key] = (match.group(1), float(match.group(2)))
+    return budgets
 
 
 def _budgets(table: _Table, task: str) -> dict[str, float]:
@@ -482,6 +579,9 @@ _KNOWN = {
         "memory_limit_mb",
         "optional",
         "requires",
+        "probes",
+        "load_kwargs",
         *BUDGET_KEYS,
+        "metric_budgets",
     ),
 }

@@ -298,7 +298,7 @@ def _details(cell: CellResult) -> list[tuple[str, str]]:
     rows += [
         ("timings", ", ".join(f"{k} {v:.3f} s" for k, v in sorted(cell.timings.items()))),
         ("metrics", ", ".join(f"{k} {v}" for k, v in sorted(cell.metrics.items()))),
-        ("over budget", ", ".join(f"{b['budget']} {b['value']} > {b['limit']}" for b in cell.over_budget)),
+        ("over budget", ", ".join(_missed_budget(b) for b in cell.over_budget)),
         ("drift", (cell.drift or {}).get("detail", "")),
         ("versions", ", ".join(f"{k} {v}" for k, v in sorted(cell.versions.items()))),
         ("machine", _machine_text(cell.machine)),
@@ -308,3 +308,9 @@ def _details(cell: CellResult) -> list[tuple[str, str]]:
         ("traceback", error.get("traceback", "")[-3000:]),
     ]
     return [(label, str(value)) for label, value in rows if value]
+
+
+def _missed_budget(missed: dict[str, Any]) -> str:
+    """"max_latency_s 2.4 > 2", "rag.recall 0.5 < 0.9": the value against the bound it misses."""
+    bound = missed.get("bound") or (">=" if str(missed["budget"]).startswith("min_") else "<=")
+    return f"{missed['budget']} {missed['value']} {'<' if bound == '>=' else '>'} {missed['limit']}"

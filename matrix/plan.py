@@ -94,6 +94,12 @@ def runner_plan(
                 "memory_limit_mb": model.memory_limit_mb,
                 "optional": model.optional,
                 "budgets": model.budgets,
+                "metric_budgets": {key: list(bound) for key, bound in model.metric_budgets.items()},
+                "load_kwargs": model.load_kwargs,
+                "probes": [script.to_plan() for script in model.probes],
+                # Only the team's shims this variant applies: a changed shim file is a new
+                # question for its variants' cells, not for the model's other cells.
+                "team_shims": [s.to_plan() for s in model.team_shims if s.name in cell.variant.split("+")],
                 "warm": _warm_names(locations[model.name]),
             }
         )

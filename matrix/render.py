@@ -61,7 +61,8 @@ def cell_text(cell: CellResult | None, markdown: bool) -> str:
         else:
             detail = ""
         if cell.over_budget:
-            detail += " ⚠ over " + ", ".join(_BUDGET_WORDS[item["budget"]] for item in cell.over_budget)
+            missed = (_BUDGET_WORDS.get(item["budget"], item["budget"]) for item in cell.over_budget)
+            detail += " ⚠ over " + ", ".join(missed)
         if cell.drift and cell.drift.get("degenerate"):
             detail += " ⚠ degenerate"
         elif cell.drift and cell.drift.get("differs"):

@@ -1,7 +1,8 @@
 """What one child process does for one cell: the phases in order, each timed.
 
 Phases: resolve (find the files), config, tokenizer (with a round trip of an English and a
-Chinese sentence), load, forward, then the task (`embed` or `generate`). The first phase
+Chinese sentence), load, forward, then the task (`embed` or `generate`), then each of the
+team's probe scripts (`probe:<name>`, probes/team.py). The first phase
 that raises is the cell's failed phase; the exception is recorded as it is (type, message,
 traceback) and mapped to a status only where the exception itself says what it means
 (out of memory, no such repo, offline). Outputs that hold NaN or inf fail the phase that
@@ -12,11 +13,11 @@ broke is `matrix/`'s job.
 from __future__ import annotations
 
 import traceback
+from collections import Counter
 from typing import Any, Dict, NamedTuple
 
-from probes import device, tasks, texts
+from probes import device, tasks, team, texts
 from probes.observe import CellFailure, NonFiniteOutputs, Observations, host_facts
-from probes.shims import shims_of
 from probes.status import Status
 
 # Re-exported: the failures a cell's own checks raise (defined with the record in observe).
@@ -98,11 +99,10 @@ class Cell(Observations):
 
         # Before resolving: a model that needs a GPU is skipped on a CPU host without
         # downloading its weights.
-        self.device, dtype = device.choose(spec["device"], spec["dtype"], torch)
+        self.device, dtype = device.choose(spec["device"], spec.get("dtype"), torch)
         if self.device == "cuda":
             self.cuda_baseline = device.start_memory(torch)
             self.facts["gpu"] = device.gpu_facts(torch)
-        self.facts["dtype"] = str(dtype).replace("torch.", "")
         with self.timed("resolve"):
             location = _resolve(spec)
         torch.manual_seed(0)
@@ -112,20 +112,24 @@ class Cell(Observations):
         with self.timed("config"):
             config = transformers.AutoConfig.from_pretrained(location, **common)
             self.facts["model_type"] = getattr(config, "model_type", "")
-        shims = shims_of(spec.get("variant", ""))
         with self.timed("tokenizer"):
             tokenizer = transformers.AutoTokenizer.from_pretrained(location, **common)
+            shims = team.variant_shims(spec)
             for shim in shims:
                 if shim.stage == "tokenizer":
                     shim.apply(None, tokenizer)
             self.facts["tokenizer_class"] = type(tokenizer).__name__
             self.facts["round_trip"] = _round_trip(tokenizer)
         auto = transformers.AutoModelForCausalLM if spec["task"] == "causal-lm" else transformers.AutoModel
-        dtype_key = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
+        load_kwargs = _load_kwargs(spec, dtype, transformers.__version__, torch)
+        self.facts["load_kwargs"] = {key: str(value) for key, value in load_kwargs.items()}
         with self.timed("load"):
-            model, info = auto.from_pretrained(location, output_loading_info=True, **{dtype_key: dtype}, **common)
-            model = model.to(self.device).eval()
+            model, info = auto.from_pretrained(location, output_loading_info=True, **load_kwargs, **common)
+            if "device_map" not in load_kwargs:  # accelerate has placed it otherwise
+                model = model.to(self.device)
+            model = model.eval()
             self.facts["model_class"] = type(model).__name__
+            self.facts.update(_placement(model))
             self.facts["loading_info"] = {key: sorted(map(str, value))[:20] for key, value in info.items() if value}
         for shim in shims:
             if shim.stage == "model":
@@ -142,6 +146,9 @@ class Cell(Observations):
             else:
                 with self.timed("embed"):
                     tasks.embed(self, model, tokenizer, torch)
+        for script in spec.get("probes") or []:
+            with self.timed(f"probe:{script['name']}"):
+                team.run_probe(self, script, model, tokenizer, torch)
 
     def _cuda_metrics(self) -> None:
         if self.device != "cuda":
@@ -219,6 +226,32 @@ def _hub_error(exc: BaseException) -> tuple[Status, str, str] | None:
         if name in names:
             return status, reason, detail
     return None
+
+
+def _load_kwargs(spec: dict[str, Any], dtype: Any, version: str, torch: Any) -> dict[str, Any]:
+    """The keywords for `from_pretrained` beyond trust_remote_code and revision: the config's
+    `load_kwargs` as given (a dtype name becomes the torch dtype), and the model's `dtype`
+    key when set, under the name this release reads (`torch_dtype` before 4.56). Nothing
+    else: a plain call's behaviour in each release is what is observed."""
+    kwargs = dict(spec.get("load_kwargs") or {})
+    for key in ("dtype", "torch_dtype"):
+        if isinstance(kwargs.get(key), str) and kwargs[key] != "auto":
+            kwargs[key] = getattr(torch, kwargs[key])
+    if dtype is not None:
+        kwargs["dtype" if _version(version) >= (4, 56) else "torch_dtype"] = dtype
+    return kwargs
+
+
+def _placement(model: Any) -> dict[str, Any]:
+    """The dtype and device the loaded model's parameters actually got (every one found)."""
+    dtypes = Counter(str(parameter.dtype).replace("torch.", "") for parameter in model.parameters())
+    devices = Counter(str(parameter.device) for parameter in model.parameters())
+    return {
+        "dtype": dtypes.most_common(1)[0][0] if dtypes else "",
+        "dtypes": sorted(dtypes),
+        "model_device": devices.most_common(1)[0][0] if devices else "",
+        "model_devices": sorted(devices),
+    }
 
 
 def _round_trip(tokenizer: Any) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ Policy (per model, `device` and `dtype` in the config):
 - device "cpu" runs on the CPU; "cuda" needs a GPU (on a host without one the cell is
   `skipped (needs a GPU)` before anything is downloaded or loaded); "auto" takes the GPU
   when there is one.
+- no dtype (the default): none is passed to `from_pretrained`, so each release loads the
+  model as a plain call does there (load_kwargs can pass the deployment's own);
 - dtype "auto" is bfloat16 on a GPU that supports it, float16 on an older GPU, float32
   on the CPU (half precision on the CPU is slow and not what a deployment serves); an
   explicit dtype is used as given.
@@ -14,7 +16,7 @@ does not survive a fork.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 NEEDS_GPU = "needs a GPU"
 
@@ -23,12 +25,14 @@ class NoGPU(Exception):
     """The model needs a GPU and this host has none."""
 
 
-def choose(device: str, dtype: str, torch: Any) -> Tuple[str, Any]:
-    """The device name and torch dtype a cell uses, by the policy above."""
+def choose(device: str, dtype: Optional[str], torch: Any) -> Tuple[str, Any]:
+    """The device name and torch dtype a cell uses, by the policy above (None: pass none)."""
     has_cuda = bool(torch.cuda.is_available())
     if device == "cuda" and not has_cuda:
         raise NoGPU(f"{NEEDS_GPU} (device = 'cuda') and this host has none")
     chosen = "cuda" if has_cuda and device in ("cuda", "auto") else "cpu"
+    if dtype is None:
+        return chosen, None
     if dtype != "auto":
         return chosen, getattr(torch, dtype)
     if chosen == "cpu":

@@ -29,11 +29,6 @@ class Shim:
     stage: str = "model"
 
 
-def shims_of(variant: str) -> list[Shim]:
-    """The shims a variant applies: `a` or a combination `a+b` (in that order)."""
-    return [SHIMS[name] for name in variant.split("+")] if variant else []
-
-
 def _extract_past(model: Any, tokenizer: Any) -> None:
     """Give back the method remote code written for 4.3x calls (removed in 4.49).
 

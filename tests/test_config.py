@@ -141,7 +141,7 @@ CASES = [
     pytest.param(
         ENV + MODEL + 'shims = ["extract-past", "magic"]\n',
         "matrix.toml: [models.m] shims: value #2 'magic' is not a known shim "
-        "(known: extract-past, pad-padding-side, num-hidden-layers)",
+        "(known: extract-past, pad-padding-side, num-hidden-layers; or 'file.py:function')",
         id="unknown-shim",
     ),
     pytest.param(

@@ -5,7 +5,8 @@ this reads the shapes Python 3 and transformers produce, not a list of symbols
 anyone has seen before: `'X' object has no attribute 'Y'`, `cannot import name 'Y' from
 'M'`, `No module named 'M'`, `f() got an unexpected keyword argument 'k'`, `f() missing
 N required positional arguments`, `f() takes N positional arguments but M were given`,
-and transformers' own "requires the following packages" / "requires the X library".
+and transformers' own "requires the following packages" / "requires the X library", and
+the package an ImportError's own `pip install X` advice names.
 
 Frames come from the recorded traceback text (the probe stores `traceback.format_exc()`),
 so they can be read on any machine, long after the model ran.
@@ -35,6 +36,10 @@ _MISSING = re.compile(rf"{_CALLABLE} missing \d+ required (?:positional|keyword-
 _TAKES = re.compile(rf"{_CALLABLE} takes (?P<expected>.+?) positional arguments? but (?P<given>\d+) (?:was|were) given")
 _REQUIRED_PACKAGES = re.compile(r"requires the following packages that were not found in your environment: ([^.]+)\.")
 _REQUIRED_LIBRARY = re.compile(r"requires the (\S+) library but it was not found")
+# An ImportError's own install advice ("... requires Accelerate: `pip install accelerate`",
+# "pip install -U 'bitsandbytes>=0.43'"): the package it names is what the env lacks.
+_PIP_INSTALL = re.compile(r"pip install (?:(?:-U|--upgrade|-q)\s+)*[`'\"]?(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)")
+_IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
 # A package name that stands for the model's own remote code, not for something to install.
 _MODEL_MODULES = ("transformers_modules",)
 
@@ -122,7 +127,10 @@ def read_failure(error: Mapping[str, Any], phase: str | None = None) -> Failure:
     """A cell's `error` (`{"type", "message", "traceback"}`) and phase, read."""
     message = str(error.get("message") or "")
     error_type = str(error.get("type") or "")
-    return Failure(error_type, message, phase, parse_message(message), parse_frames(str(error.get("traceback") or "")))
+    symbol = parse_message(message)
+    if symbol is None and error_type in _IMPORT_ERRORS and (match := _PIP_INSTALL.search(message)):
+        symbol = Symbol("missing-package", match["name"], names=(match["name"],))
+    return Failure(error_type, message, phase, symbol, parse_frames(str(error.get("traceback") or "")))
 
 
 def parse_message(message: str) -> Symbol | None:
