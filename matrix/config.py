@@ -191,8 +191,9 @@ class _Table:
             return default
         value = self.data[key]
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.error(key, f"must be a {want}, not {type(value).__name__} ({value!r})")
+            want = _type_word(kind) if isinstance(kind, type) else " or ".join(map(_type_word, kind))
+            article = "an" if want[0] in "aeiou" else "a"
+            raise self.error(key, f"must be {article} {want}, not {_type_word(type(value))} ({value!r})")
         return value
 
     def choice(self, key: str, choices: tuple[str, ...], default: str | None) -> str | None:
@@ -219,6 +220,14 @@ class _Table:
         if key in self.data and value != int(value):
             raise self.error(key, f"must be a whole number, not {value}")
         return int(value) if key in self.data else default
+
+
+_TOML_WORDS = {dict: "table", str: "string", bool: "boolean", int: "integer", float: "float", list: "list"}
+
+
+def _type_word(kind: type) -> str:
+    """A Python type in TOML's words (a dict is a table: { key = value })."""
+    return _TOML_WORDS.get(kind, kind.__name__)
 
 
 def load(path: str | Path) -> Config:
@@ -491,7 +500,11 @@ def _shims(table: _Table, base: Path) -> tuple[tuple[str, ...], tuple[team_code.
             except team_code.TeamCodeError as error:
                 raise table.error("shims", f"value #{index}: {error}") from None
             if found.name in SHIM_NAMES:
-                raise table.error("shims", f"value #{index} {part!r}: {found.name!r} is a built-in shim's name")
+                problem = (
+                    f"value #{index} {part!r}: a team's shim is named after its function ('_' read as '-'), and "
+                    f"{found.name!r} is a built-in shim's name: rename the function"
+                )
+                raise table.error("shims", problem)
             same = team.get(found.name)
             if same is not None and (same.path, same.function) != (found.path, found.function):
                 raise table.error("shims", f"value #{index} {part!r}: another shim is already named {found.name!r}")
@@ -514,7 +527,11 @@ def _probe_scripts(table: _Table, base: Path) -> tuple[team_code.TeamFile, ...]:
         except team_code.TeamCodeError as error:
             raise table.error("probes", f"value #{index}: {error}") from None
         if any(other.name == script.name for other in found):
-            raise table.error("probes", f"value #{index} {given!r}: another probe script is named {script.name!r}")
+            problem = (
+                f"value #{index} {given!r}: another probe script is named {script.name!r} "
+                "(a probe is named after its file): rename one of the files"
+            )
+            raise table.error("probes", problem)
         found.append(script)
     return tuple(found)
 
@@ -529,9 +546,11 @@ def _load_kwargs(table: _Table) -> dict[str, Any]:
             raise table.error("load_kwargs", f"{key!r} is not a keyword argument name")
         if key in DTYPE_KWARGS and value not in DTYPES:
             raise table.error("load_kwargs", f"{key} = {value!r} is not one of {', '.join(DTYPES)}")
-    given = [key for key in DTYPE_KWARGS if key in kwargs] + (["dtype"] if "dtype" in table.data else [])
-    if len(given) > 1:
-        raise table.error("load_kwargs", "the dtype is given twice (the model's `dtype` key and load_kwargs): keep one")
+    inside = [key for key in DTYPE_KWARGS if key in kwargs]
+    if len(inside) > 1:
+        raise table.error("load_kwargs", "gives the dtype twice (dtype and torch_dtype): keep one")
+    if inside and "dtype" in table.data:
+        raise table.error("load_kwargs", f"{inside[0]} repeats the model's `dtype` key: keep one")
     return dict(kwargs)
 
 
@@ -540,6 +559,10 @@ def _metric_budgets(table: _Table, probes: tuple[team_code.TeamFile, ...]) -> di
     budgets: dict[str, tuple[str, float]] = {}
     names = [probe.name for probe in probes]
     for key, bound in table.get("metric_budgets", dict, {}).items():
+        if isinstance(bound, dict):  # { rag.recall = ">= 0.9" }: TOML reads a dotted key as a table
+            first = next(iter(bound), "metric")
+            problem = f'write the key in quotes: {{ "{key}.{first}" = ... }} (unquoted, TOML splits it at the dot)'
+            raise table.error("metric_budgets", problem)
         probe, _, metric = key.partition(".")
         if probe not in names or not metric:
             known = ", ".join(names) or "none: add `probes` first"

@@ -26,6 +26,7 @@ from matrix.render import (
     diagnosis_label,
     diagnosis_source,
     drift_text,
+    loaded,
     machines_line,
 )
 from probes.record import CellResult, dumps_strict
@@ -298,6 +299,7 @@ def _details(cell: CellResult) -> list[tuple[str, str]]:
     rows += [
         ("timings", ", ".join(f"{k} {v:.3f} s" for k, v in sorted(cell.timings.items()))),
         ("metrics", ", ".join(f"{k} {v}" for k, v in sorted(cell.metrics.items()))),
+        ("loaded", _loaded_text(cell)),
         ("over budget", ", ".join(_missed_budget(b) for b in cell.over_budget)),
         ("drift", (cell.drift or {}).get("detail", "")),
         ("versions", ", ".join(f"{k} {v}" for k, v in sorted(cell.versions.items()))),
@@ -311,6 +313,16 @@ def _details(cell: CellResult) -> list[tuple[str, str]]:
 
 
 def _missed_budget(missed: dict[str, Any]) -> str:
-    """"max_latency_s 2.4 > 2", "rag.recall 0.5 < 0.9": the value against the bound it misses."""
+    """ "max_latency_s 2.4 > 2", "rag.recall 0.5 < 0.9": the value against the bound it misses."""
     bound = missed.get("bound") or (">=" if str(missed["budget"]).startswith("min_") else "<=")
     return f"{missed['budget']} {missed['value']} {'<' if bound == '>=' else '>'} {missed['limit']}"
+
+
+def _loaded_text(cell: CellResult) -> str:
+    """ "float32 on cpu; from_pretrained(torch_dtype=torch.float32)": what the model got, and how."""
+    facts = loaded(cell)
+    if not facts:
+        return ""
+    text = f"{facts.get('dtype', '?')} on {facts.get('model_device', '?')}"
+    kwargs = facts.get("load_kwargs")
+    return text + (f"; from_pretrained({', '.join(f'{k}={v}' for k, v in kwargs.items())})" if kwargs else "")

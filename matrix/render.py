@@ -377,6 +377,12 @@ def matrix_json(
     }
 
 
+def loaded(cell: CellResult) -> dict[str, Any]:
+    """How the model was loaded: the keywords passed to from_pretrained beyond
+    trust_remote_code and revision, and the dtype and device its parameters got."""
+    return {key: cell.facts[key] for key in ("load_kwargs", "dtype", "model_device") if key in cell.facts}
+
+
 def _cell_json(cell: CellResult) -> dict[str, Any]:
     error = cell.error or {}
     return {
@@ -390,6 +396,7 @@ def _cell_json(cell: CellResult) -> dict[str, Any]:
         "metrics": cell.metrics,
         "timings": cell.timings,
         "device": cell.device,
+        "loaded": loaded(cell),
         "fingerprint": cell.fingerprint,
         "diagnosis": cell.diagnosis,
         "drift": cell.drift,

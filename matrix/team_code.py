@@ -58,15 +58,17 @@ def probe_script(base: Path, given: str) -> TeamFile:
     function = _function(tree, PROBE_FUNCTION, given)
     _check_parameters(function, PROBE_PARAMETERS, given)
     if not _IDENTIFIER.match(path.stem):
-        raise TeamCodeError(f"{given!r}: its name names the probe: use letters, digits and '_' as for a module")
+        raise TeamCodeError(f"{given!r}: a probe is named after its file: use letters, digits and '_' in the name")
     return TeamFile(path.stem, str(path), PROBE_FUNCTION, _sha256(path), summary=_summary(function))
 
 
 def shim(base: Path, given: str) -> TeamFile:
     """A shim `file.py:function` (the file relative to `base`), checked, with its declared stage."""
     file_part, _, function_name = given.rpartition(":")
-    if not file_part or not _IDENTIFIER.match(function_name):
-        raise TeamCodeError(f"{given!r} is not a shim name or 'file.py:function'")
+    if not file_part or not file_part.endswith(".py"):
+        raise TeamCodeError(f"{given!r} is not a built-in shim's name or 'file.py:function'")
+    if not _IDENTIFIER.match(function_name):
+        raise TeamCodeError(f"{given!r}: {function_name!r} after the ':' is not a Python function name")
     path, tree = _read(base, file_part)
     function = _function(tree, function_name, file_part)
     _check_parameters(function, SHIM_PARAMETERS, f"{file_part}:{function_name}")
@@ -85,7 +87,7 @@ def _read(base: Path, given: str) -> tuple[Path, ast.Module]:
     if not path.is_file():
         raise TeamCodeError(f"file {given!r} does not exist (relative paths start at {base})")
     try:
-        source = path.read_text(encoding="utf-8")
+        source = path.read_text(encoding="utf-8-sig")  # Python reads a file that starts with a BOM too
         return path, ast.parse(source, filename=str(path))
     except (OSError, UnicodeDecodeError) as error:
         raise TeamCodeError(f"cannot read {given!r}: {error}") from None
@@ -94,7 +96,8 @@ def _read(base: Path, given: str) -> tuple[Path, ast.Module]:
 
 
 def _function(tree: ast.Module, name: str, file: str) -> ast.FunctionDef:
-    for node in tree.body:
+    """The file's top-level definition of `name`: the last one, as importing the file would leave it."""
+    for node in reversed(tree.body):
         if isinstance(node, ast.FunctionDef) and node.name == name:
             return node
         if isinstance(node, ast.AsyncFunctionDef) and node.name == name:

@@ -176,4 +176,3 @@ def _floats(value: Any) -> Iterator[float]:
     elif isinstance(value, dict):
         for item in value.values():
             yield from _floats(item)
-

@@ -38,7 +38,7 @@ CASES = [
         ENV, "matrix.toml: [top level] models: no [models.<name>] table: the matrix needs at least one", id="no-models"
     ),
     pytest.param(
-        "envs = 3\n" + MODEL, "matrix.toml: [top level] envs: must be a dict, not int (3)", id="envs-not-table"
+        "envs = 3\n" + MODEL, "matrix.toml: [top level] envs: must be a table, not integer (3)", id="envs-not-table"
     ),
     pytest.param(
         '[envs.a]\ntorch = "==2.13.0"\n' + MODEL,
@@ -47,7 +47,7 @@ CASES = [
     ),
     pytest.param(
         "[envs.a]\ntransformers = 4.4\n" + MODEL,
-        "matrix.toml: [envs.a] transformers: must be a str, not float (4.4)",
+        "matrix.toml: [envs.a] transformers: must be a string, not float (4.4)",
         id="wrong-type",
     ),
     pytest.param(
@@ -73,7 +73,7 @@ CASES = [
     ),
     pytest.param(
         "[settings]\ndrift_blocks = 1\n" + ENV + MODEL,
-        "matrix.toml: [settings] drift_blocks: must be a bool, not int (1)",
+        "matrix.toml: [settings] drift_blocks: must be a boolean, not integer (1)",
         id="drift-blocks-not-bool",
     ),
     pytest.param(
@@ -151,12 +151,12 @@ CASES = [
     ),
     pytest.param(
         ENV + MODEL + 'trust_remote_code = "yes"\n',
-        "matrix.toml: [models.m] trust_remote_code: must be a bool, not str ('yes')",
+        "matrix.toml: [models.m] trust_remote_code: must be a boolean, not string ('yes')",
         id="bool-as-string",
     ),
     pytest.param(
         ENV + MODEL + "max_new_tokens = true\n",
-        "matrix.toml: [models.m] max_new_tokens: must be a int or float, not bool (True)",
+        "matrix.toml: [models.m] max_new_tokens: must be an integer or float, not boolean (True)",
         id="bool-as-number",
     ),
     pytest.param(
@@ -219,7 +219,9 @@ def test_a_teams_known_breaks_table_is_checked_when_the_config_loads(write_confi
     (tmp_path / "breaks.toml").write_text('[[break]]\nid = "ours"\nintroduced_in = "4.x"\ncause = "c"\nmessage = "m"\n')
     with pytest.raises(ConfigError) as caught:
         load(write_config('[settings]\nknown_breaks = "breaks.toml"\n' + ENV + MODEL))
-    assert str(caught.value).startswith("matrix.toml: [settings] known_breaks: breaks.toml: break #1 (ours): Invalid")
+    assert str(caught.value).startswith(
+        "matrix.toml: [settings] known_breaks: breaks.toml: break #1 (ours): `introduced_in` '4.x' is not a version"
+    )
     with pytest.raises(ConfigError, match=r"known_breaks: file 'nope.toml' does not exist"):
         load(write_config('[settings]\nknown_breaks = "nope.toml"\n' + ENV + MODEL))
     (tmp_path / "breaks.toml").write_text('[[break]]\nid = "ours"\nintroduced_in = "4.1"\ncause = "c"\nmessage = "m"\n')

@@ -29,7 +29,7 @@ def probe(model, tokenizer, ctx):
                 output = model.generate(
                     ids.to(ctx.device), do_sample=False, max_new_tokens=ctx.max_new_tokens, min_new_tokens=1
                 )
-                reply = tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True)
+                reply = tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)
                 history = history + [{"role": "assistant", "content": reply}]
         replies.append(reply)
     return {"replies": replies, "turns": len(history)}

@@ -1,0 +1,213 @@
+"""A team's own repository, end to end: examples/team copied to a folder outside this
+checkout and run with `MATRIX_CONFIG=<its config> nox -s matrix`, in real envs.
+
+The copy gets two more probe scripts: one whose output changes between releases (the
+keys a model's config serialises) and one that calls a method transformers removed in
+4.49, so it raises in newer envs. What it checks: results and history land beside the
+config; the team's break wins over the built-in one; the team's shim rescues its model
+and is verified by outputs; load_kwargs reach from_pretrained and the dtype the model got
+is recorded; probe outputs are compared for drift, a probe's exception is classified, and
+a probe's metric is held to its budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from matrix.compare import SAME, difference, over_budget
+from matrix.diagnosis.failure import read_failure
+from tests.conftest import ROOT, make_cell
+
+TEAM = ROOT / "examples" / "team"
+
+CONFIG_KEYS = '''"""What the model's config writes out: keys come and go with releases."""
+
+
+def probe(model, tokenizer, ctx):
+    """The sorted keys of config.to_dict()."""
+    return {"keys": sorted(model.config.to_dict())}
+'''
+
+LEGACY_CACHE = '''"""Our cache inspection, written against transformers 4.3x internals."""
+
+
+def probe(model, tokenizer, ctx):
+    """Read the cache the way our old serving code did."""
+    batch = tokenizer("hello there", return_tensors="pt")
+    outputs = model(**batch, use_cache=True)
+    past = model._extract_past_from_model_output(outputs)
+    return {"layers": len(past)}
+'''
+
+EXTRA_MODEL = """
+[models.decoder]
+fixture = "qwen2-tiny"
+task = "causal-lm"
+probes = ["checks/legacy_cache.py"]
+"""
+
+
+@pytest.fixture(scope="module")
+def team_run(tmp_path_factory):
+    """The copy, its run's output and its matrix.json (nox's venvs in a folder of their own)."""
+    outside = tmp_path_factory.mktemp("team-repo")
+    repo = outside / "team"
+    shutil.copytree(TEAM, repo, ignore=shutil.ignore_patterns("results", "__pycache__"))
+    (repo / "checks" / "config_keys.py").write_text(CONFIG_KEYS)
+    (repo / "checks" / "legacy_cache.py").write_text(LEGACY_CACHE)
+    config = repo / "matrix.toml"
+    text = config.read_text()
+    text = text.replace('probes = ["checks/retrieval.py"]', 'probes = ["checks/retrieval.py", "checks/config_keys.py"]')
+    text = text.replace('"retrieval.search_median_s" = "<= 0.5"', '"retrieval.search_median_s" = "<= 0.000001"')
+    config.write_text(text + EXTRA_MODEL)
+    published = ROOT / "results" / "matrix.json"
+    before = published.stat().st_mtime_ns if published.exists() else None
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MATRIX_")}
+    env.update(MATRIX_CONFIG=str(config), MATRIX_CACHE=str(ROOT / ".cache"))
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "matrix"]
+        + ["--envdir", str(outside / "nox")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    matrix_file = repo / "results" / "matrix.json"
+    assert matrix_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    after = published.stat().st_mtime_ns if published.exists() else None
+    return repo, done, json.loads(matrix_file.read_text()), (before, after)
+
+
+def cell(data: dict, env: str, row: str) -> dict:
+    model, _, variant = row.partition("+")
+    return next(c for c in data["cells"] if (c["env"], c["model"], c["variant"]) == (env, model, variant))
+
+
+def test_results_and_history_land_beside_the_config(team_run):
+    repo, done, _, (before, after) = team_run
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (repo / "results" / "COMPATIBILITY.md").is_file()
+    assert (repo / "results" / "history.jsonl").read_text().count("\n") == 1
+    assert before == after, "running another config must not touch the checkout's published results"
+
+
+def test_the_teams_break_wins_over_the_built_in_one(team_run):
+    _, _, data, _ = team_run
+    found = cell(data, "tf-4.50", "assistant")
+    assert found["status"] == "fail" and found["diagnosis"]["id"] == "assistant-extract-past"
+    assert found["diagnosis"]["source"] == "table"
+    assert "vendored from ChatGLM" in found["diagnosis"]["cause"]
+
+
+def test_the_teams_shim_rescues_its_model_verified_by_outputs(team_run):
+    _, _, data, _ = team_run
+    rescued = cell(data, "tf-4.50", "assistant+restore-extract-past")
+    assert rescued["status"] == "pass-with-shim", rescued["reason"]
+    assert rescued["drift"] == {"reference": "tf-4.40", "differs": False, "detail": SAME}
+    # The three-turn chat of its own probe script is part of what was compared.
+    replies = rescued["fingerprint"]["probes"]["chat_history"]["replies"]
+    assert len(replies) == 3
+    assert replies == cell(data, "tf-4.40", "assistant")["fingerprint"]["probes"]["chat_history"]["replies"]
+    assert "restore-extract-past" in " ".join(cell(data, "tf-4.50", "assistant")["diagnosis"]["fixes"])
+
+
+def test_load_kwargs_reach_from_pretrained_and_the_dtype_got_is_recorded(team_run):
+    _, _, data, _ = team_run
+    assistant = cell(data, "tf-4.40", "assistant")  # low_cpu_mem_usage needs accelerate there: `requires`
+    assert assistant["status"] == "pass", assistant["reason"]
+    assert assistant["loaded"] == {
+        "load_kwargs": {"low_cpu_mem_usage": "True", "torch_dtype": "torch.float32"},
+        "dtype": "float32",
+        "model_device": "cpu",
+    }
+    assert cell(data, "tf-4.40", "search")["loaded"]["load_kwargs"] == {}, "by default nothing is passed"
+
+
+def test_probe_outputs_metrics_budgets_and_drift(team_run):
+    _, _, data, _ = team_run
+    newest = cell(data, "tf-4.57", "search")
+    assert newest["status"] == "pass"
+    assert newest["metrics"]["retrieval.recall_at_1"] == 1.0  # real MiniLM weights rank every query right
+    assert newest["fingerprint"]["probes"]["retrieval"]["ranking"][0][0] == 0
+    assert [b["budget"] for b in newest["over_budget"]] == ["retrieval.search_median_s"]
+    assert newest["drift"]["differs"] and "probe config_keys" in newest["drift"]["detail"]
+
+
+def test_a_probe_scripts_exception_is_classified(team_run):
+    _, _, data, _ = team_run
+    assert cell(data, "tf-4.40", "decoder")["fingerprint"]["probes"]["legacy_cache"]["layers"] > 0
+    broken = cell(data, "tf-4.57", "decoder")
+    assert broken["status"] == "fail" and broken["phase"] == "probe:legacy_cache"
+    assert broken["error"]["type"] == "AttributeError"
+    # Read from the releases' sources, like any failure: the method left GenerationMixin in 4.49.0.
+    assert broken["diagnosis"]["source"] == "symbol-history"
+    assert broken["diagnosis"]["id"] == "removed: GenerationMixin._extract_past_from_model_output"
+    assert (broken["diagnosis"]["introduced_in"], broken["diagnosis"]["exact"]) == ("4.49.0", True)
+
+
+def test_probe_outputs_are_compared_within_the_drift_tolerances():
+    settings = {"drift_max_abs": 1e-4, "drift_min_cosine": 0.9999}
+
+    def with_outputs(env: str, outputs: dict):
+        return make_cell(env, "m", "pass", fingerprint={"probes": {"p": outputs}})
+
+    ref = with_outputs("a", {"ranking": [0, 1], "scores": [0.5, 0.25], "text": "hi"})
+    assert (
+        difference(ref, with_outputs("b", {"ranking": [0, 1], "scores": [0.50001, 0.25], "text": "hi"}), settings)
+        == SAME
+    )
+    assert "output 'scores'" in difference(
+        ref, with_outputs("b", {"ranking": [0, 1], "scores": [0.6, 0.25], "text": "hi"}), settings
+    )
+    assert "output 'ranking'" in difference(
+        ref, with_outputs("b", {"ranking": [1, 0], "scores": [0.5, 0.25], "text": "hi"}), settings
+    )
+    assert "output 'text'" in difference(
+        ref, with_outputs("b", {"ranking": [0, 1], "scores": [0.5, 0.25], "text": "ho"}), settings
+    )
+    assert "missing" in difference(ref, with_outputs("b", {"ranking": [0, 1], "scores": [0.5, 0.25]}), settings)
+
+
+def test_metric_budgets_bound_what_a_probe_reports():
+    spec = {"metric_budgets": {"p.recall": [">=", 0.9], "p.search_median_s": ["<=", 0.1]}}
+    good = make_cell("a", "m", "pass", metrics={"p.recall": 0.95, "p.search_median_s": 0.05})
+    assert over_budget(good, spec, {}) == []
+    bad = make_cell("a", "m", "pass", metrics={"p.recall": 0.5})
+    assert [(m["budget"], m["value"]) for m in over_budget(bad, spec, {})] == [
+        ("p.recall", 0.5),
+        ("p.search_median_s", None),
+    ]
+
+
+def test_an_import_errors_own_install_advice_names_the_missing_package():
+    """transformers 4.40's words when low_cpu_mem_usage meets an env without accelerate."""
+    message = "Using `low_cpu_mem_usage=True` or a `device_map` requires Accelerate: `pip install accelerate`"
+    symbol = read_failure({"type": "ImportError", "message": message, "traceback": ""}, "load").symbol
+    assert symbol is not None and (symbol.kind, symbol.names) == ("missing-package", ("accelerate",))
+    quoted = "requires bitsandbytes: `pip install -U 'bitsandbytes>=0.43.1'`"
+    symbol = read_failure({"type": "ImportError", "message": quoted}, "load").symbol
+    assert symbol is not None and symbol.names == ("bitsandbytes",)
+    assert read_failure({"type": "ValueError", "message": message}, "load").symbol is None
+
+
+def test_team_files_are_read_as_python_reads_them(tmp_path):
+    """A BOM is fine, and the last top-level `def probe` is the one an import leaves."""
+    from matrix.team_code import TeamCodeError, probe_script
+
+    (tmp_path / "bom.py").write_bytes(b"\xef\xbb\xbfdef probe(model, tokenizer, ctx):\n    return {}\n")
+    assert probe_script(tmp_path, "bom.py").name == "bom"
+    (tmp_path / "redefined.py").write_text(
+        "def probe(model):\n    pass\n\n\ndef probe(model, tokenizer, ctx):\n    return {}\n"
+    )
+    assert probe_script(tmp_path, "redefined.py").function == "probe"
+    (tmp_path / "broken_last.py").write_text(
+        "def probe(model, tokenizer, ctx):\n    return {}\n\n\ndef probe(model):\n    pass\n"
+    )
+    with pytest.raises(TeamCodeError, match=r"def probe\(model\) must take \(model, tokenizer, ctx\)"):
+        probe_script(tmp_path, "broken_last.py")
