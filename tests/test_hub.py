@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def fill_hf_cache(cache_dir: Path, repo: str, folder: Path, refs: tuple[str, ...
 # -- the preflight, against the fake hub ------------------------------------------------------
 
 
-def test_preflight_verdicts_online(fake_hub):
+def test_preflight_verdicts_online(fake_hub, env_python):
     models = [
         hub_model("good", QWEN),
         hub_model("tagged", QWEN, "v1.0"),
@@ -129,7 +130,7 @@ def test_preflight_verdicts_online(fake_hub):
         hub_model("bad-revision", QWEN, "nope"),
         ModelSpec(name="local", source_kind="fixture", source="qwen2-tiny", task="causal-lm"),
     ]
-    found = hub.preflight(models, endpoint=fake_hub.url)
+    found = hub.preflight(models, env_python, endpoint=fake_hub.url)
     assert found.reachable and not found.token_given
     verdicts = {v.model: v for v in found.verdicts}
     assert set(verdicts) == {"good", "tagged", "missing", "gated", "bad-revision"}  # hub models only
@@ -149,11 +150,12 @@ def test_preflight_verdicts_online(fake_hub):
     assert set(found.blocked()) == {"missing", "gated", "bad-revision"}
 
 
-def test_gated_depends_on_the_token_and_the_token_is_never_kept(fake_hub):
+def test_gated_depends_on_the_token_and_the_token_is_never_kept(fake_hub, env_python, caplog):
     models = [hub_model("gated", GATED), hub_model("missing", "Qwen/Qwen2-7B-Base")]
     start = len(fake_hub.requests)
-    granted = hub.preflight(models, endpoint=fake_hub.url, token=GRANTED_TOKEN)
-    wrong = hub.preflight(models, endpoint=fake_hub.url, token="hf_no_access_" + "y" * 20)
+    caplog.set_level("INFO", logger="matrix")
+    granted = hub.preflight(models, env_python, endpoint=fake_hub.url, token=GRANTED_TOKEN)
+    wrong = hub.preflight(models, env_python, endpoint=fake_hub.url, token="hf_no_access_" + "y" * 20)
     assert granted.verdicts[0].kind == hub.OK and granted.verdicts[0].reason == "gated, and HF_TOKEN has access"
     assert wrong.verdicts[0].kind == hub.GATED and "HF_TOKEN has no access to Org/gated-7b" in wrong.verdicts[0].reason
     # With a token, the hub says 404 for a missing repo; no hint about private repos then.
@@ -164,9 +166,12 @@ def test_gated_depends_on_the_token_and_the_token_is_never_kept(fake_hub):
         assert GRANTED_TOKEN not in kept and "hf_no_access_" not in kept
         assert found.token_given
         assert hub.Preflight.from_dict(json.loads(json.dumps(found.to_dict()))) == found
+    # The client gets the token in its environment: the command line, which is logged, lacks it.
+    assert "probes.hub_client" in caplog.text
+    assert GRANTED_TOKEN not in caplog.text and "hf_no_access_" not in caplog.text
 
 
-def test_unreachable_hub_means_offline_at_once_with_the_cache_deciding(tmp_path, monkeypatch, qwen_folder):
+def test_unreachable_hub_means_offline_at_once_with_the_cache_deciding(tmp_path, monkeypatch, qwen_folder, env_python):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     commit = fill_hf_cache(tmp_path / "hf" / "hub", QWEN, qwen_folder, refs=("main", "v1.0"))
     models = [
@@ -178,7 +183,7 @@ def test_unreachable_hub_means_offline_at_once_with_the_cache_deciding(tmp_path,
         hub_model("not-cached", "Qwen/Qwen2-0.5B"),
     ]
     start = time.perf_counter()
-    found = hub.preflight(models, endpoint=closed_port_url())
+    found = hub.preflight(models, env_python, endpoint=closed_port_url())
     took = time.perf_counter() - start
     assert not found.reachable and "ConnectionRefusedError" in found.why_offline
     assert took < 1.0, f"an unreachable hub took {took:.2f} s to notice"
@@ -196,28 +201,93 @@ def test_unreachable_hub_means_offline_at_once_with_the_cache_deciding(tmp_path,
     assert "HF_HUB_OFFLINE=1" in found.lines()[0]
 
 
-def test_hf_hub_offline_set_by_the_user_asks_nothing(fake_hub, monkeypatch, tmp_path):
+def test_hf_hub_offline_set_by_the_user_asks_nothing(fake_hub, monkeypatch, tmp_path, env_python):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     start = len(fake_hub.requests)
-    found = hub.preflight([hub_model("good", QWEN)], endpoint=fake_hub.url)
+    found = hub.preflight([hub_model("good", QWEN)], env_python, endpoint=fake_hub.url)
     assert fake_hub.requests[start:] == []
     assert (found.reachable, found.why_offline) == (False, "HF_HUB_OFFLINE is set")
     assert found.verdicts[0].kind == hub.OFFLINE_NOT_CACHED
 
 
-def test_hub_cache_dir_follows_the_hub_clients_variables(monkeypatch, tmp_path):
+def test_offline_verdicts_look_in_the_hub_clients_cache(monkeypatch, tmp_path, qwen_folder, env_python):
+    """The cache folder is the client's own: HF_HUB_CACHE, else HF_HOME/hub, else
+    $XDG_CACHE_HOME/huggingface/hub."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    models = [hub_model("cached", QWEN)]
+    for where in ("xdg/huggingface/hub", "home/hub", "cache"):
+        commit = fill_hf_cache(tmp_path / where, QWEN, qwen_folder)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert hub.hub_cache_dir() == tmp_path / "xdg" / "huggingface" / "hub"
+    expected = [tmp_path / "xdg" / "huggingface" / "hub", tmp_path / "home" / "hub", tmp_path / "cache"]
+    found = [hub.preflight(models, env_python).verdicts[0].reason]
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
-    assert hub.hub_cache_dir() == tmp_path / "home" / "hub"
+    found.append(hub.preflight(models, env_python).verdicts[0].reason)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
-    assert hub.hub_cache_dir() == tmp_path / "cache"
+    found.append(hub.preflight(models, env_python).verdicts[0].reason)
+    snapshots = [folder / "models--Qwen--Qwen2-7B" / "snapshots" / commit for folder in expected]
+    assert found == [f"offline; cached in {snapshot}" for snapshot in snapshots]
 
 
 def test_endpoint_that_is_not_a_url_is_a_clear_error():
     with pytest.raises(ValueError, match=r"HF_ENDPOINT: 'huggingface\.co' is not an http\(s\) URL"):
-        hub.preflight([hub_model("good", QWEN)], endpoint="huggingface.co")
+        hub.preflight([hub_model("good", QWEN)], sys.executable, endpoint="huggingface.co")
+
+
+def test_the_clients_own_settings_decide(fake_hub, monkeypatch, env_python):
+    """What only the hub client knows: TRANSFORMERS_OFFLINE puts it offline too, and an id it
+    refuses (`--` in a name) is invalid without a request."""
+    start = len(fake_hub.requests)
+    found = hub.preflight(
+        [hub_model("odd", "Qwen/Qwen2--7B"), hub_model("good", QWEN)], env_python, endpoint=fake_hub.url
+    )
+    odd, good = found.verdicts
+    assert found.reachable and (odd.kind, odd.status, good.kind) == (hub.INVALID, Status.INVALID_MODEL, hub.OK)
+    assert odd.reason.startswith("not a valid hub id (") and "Qwen/Qwen2--7B" in odd.reason
+    assert [r for r in fake_hub.requests[start:] if r[1].startswith("/api/models")] == [("GET", f"/api/models/{QWEN}")]
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    offline = hub.preflight([hub_model("good", QWEN)], env_python, endpoint=fake_hub.url)
+    assert (offline.reachable, offline.why_offline) == (False, "TRANSFORMERS_OFFLINE is set")
+    assert fake_hub.requests[start + 1 :] == []
+
+
+def test_an_interpreter_without_the_hub_client_leaves_it_to_the_probes(fake_hub, tmp_path):
+    bare = tmp_path / "bare"
+    assert subprocess.run(["uv", "venv", "--quiet", "--python", sys.executable, bare]).returncode == 0
+    found = hub.preflight([hub_model("good", QWEN)], bare / "bin" / "python", endpoint=fake_hub.url)
+    assert found.reachable and found.verdicts[0].kind == hub.UNCHECKED and found.verdicts[0].status is None
+    assert found.verdicts[0].reason.startswith("no answer from the hub client (ModuleNotFoundError: ")
+
+
+class HangingSearchHub(FakeHub):
+    """A hub whose search never answers (until released): the client's list_models has no timeout."""
+
+    release = threading.Event()
+
+    def search(self, query: str, limit: int) -> list[dict[str, object]]:
+        self.release.wait(60)
+        return []
+
+
+def test_a_client_that_hangs_is_cut_off_and_what_it_said_is_kept(tf440_python, qwen_folder, monkeypatch):
+    monkeypatch.setattr(hub, "CLIENT_START_S", 3.0)
+    monkeypatch.setattr(hub, "SEARCH_ALLOWANCE_S", 0.0)
+    served = HangingSearchHub([FakeRepo.from_folder(QWEN, qwen_folder)])
+    with running(served):
+        try:
+            found = hub.preflight(
+                [hub_model("good", QWEN), hub_model("missing", "Qwen/Absent")],
+                tf440_python,
+                endpoint=served.url,
+                timeout=0.5,
+            )
+        finally:
+            served.release.set()
+    good, missing = found.verdicts
+    assert found.reachable and good.kind == hub.OK
+    assert missing.kind == hub.UNCHECKED and missing.status is None
+    assert missing.reason == "no answer from the hub client (no answer within 5 s); the probe will try"
+    assert found.seconds < 10
 
 
 # -- real cells in both client generations ----------------------------------------------------
@@ -431,12 +501,12 @@ def test_rows_keep_the_config_order_when_the_preflight_decides_a_model(tmp_path)
     assert collect(run_dir).model_order == ["first", "second"]
 
 
-def test_a_logged_in_users_saved_token_counts_like_hf_token(fake_hub, monkeypatch, tmp_path):
+def test_a_logged_in_users_saved_token_counts_like_hf_token(fake_hub, monkeypatch, tmp_path, env_python):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HF_TOKEN_PATH", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     (tmp_path / "token").write_text(GRANTED_TOKEN + "\n")
-    found = hub.preflight([hub_model("gated", GATED)], endpoint=fake_hub.url)
+    found = hub.preflight([hub_model("gated", GATED)], env_python, endpoint=fake_hub.url)
     assert found.token_given and found.verdicts[0].kind == hub.OK
     monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "elsewhere"))
-    assert hub.preflight([hub_model("gated", GATED)], endpoint=fake_hub.url).verdicts[0].kind == hub.GATED
+    assert hub.preflight([hub_model("gated", GATED)], env_python, endpoint=fake_hub.url).verdicts[0].kind == hub.GATED
