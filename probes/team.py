@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import random
 import sys
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List
 
-from probes.observe import CellFailure, NonFiniteOutputs, Observations
+from probes.observe import REPEATS, CellFailure, NonFiniteOutputs, Observations
 from probes.shims import SHIMS, Shim
 
 SIGNIFICANT_DIGITS = 7
@@ -48,7 +49,7 @@ def load_function(entry: Dict[str, str]) -> Any:
     beside it. Only the forked child does this: the team's code never runs in the runner's parent.
     """
     path = entry["path"]
-    folder = path.rsplit("/", 1)[0]
+    folder = os.path.dirname(path)
     if folder not in sys.path:
         sys.path.insert(0, folder)
     module_name = f"_team_{entry['name'].replace('-', '_')}_{entry['sha256'][:12]}"
@@ -107,7 +108,7 @@ class ProbeContext:
             raise NonFiniteOutputs(self._cell.phase, f"values of metric {name!r}", nan, inf, 1)
         self._cell.metrics[f"{self.name}.{name}"] = round(number, 6)
 
-    def time(self, name: str, call: Any, repeats: int = 5) -> Any:
+    def time(self, name: str, call: Any, repeats: int = REPEATS) -> Any:
         """Time `call()` as the built-in phases do (the first call, then the median of
         repeats, CUDA synchronised): metrics `<probe>.<name>_first_s` and `_median_s`.
         Returns the first call's result."""

@@ -49,7 +49,7 @@ EXTRA_MODEL = """
 [models.decoder]
 fixture = "qwen2-tiny"
 task = "causal-lm"
-probes = ["checks/legacy_cache.py"]
+probes = ["checks/legacy_cache.py", "checks/chat_history.py"]
 """
 
 
@@ -141,7 +141,9 @@ def test_probe_outputs_metrics_budgets_and_drift(team_run):
 
 def test_a_probe_scripts_exception_is_classified(team_run):
     _, _, data, _ = team_run
-    assert cell(data, "tf-4.40", "decoder")["fingerprint"]["probes"]["legacy_cache"]["layers"] > 0
+    passed = cell(data, "tf-4.40", "decoder")["fingerprint"]["probes"]
+    assert passed["legacy_cache"]["layers"] > 0
+    assert passed["chat_history"]["turns"] == 6, "three turns through the chat template, with history"
     broken = cell(data, "tf-4.57", "decoder")
     assert broken["status"] == "fail" and broken["phase"] == "probe:legacy_cache"
     assert broken["error"]["type"] == "AttributeError"
