@@ -9,7 +9,8 @@ A probe script is a file beside the config that defines
 It runs after the built-in phases, as its own phase `probe:<file stem>`, under
 `torch.inference_mode()`, with torch's seed reset to 0. Whatever it raises is classified
 like any other failure of the cell. What it returns are its named outputs: text, numbers,
-booleans, lists of them, tensors or numpy arrays (stored as lists). They are kept in the
+booleans, lists of them, tensors or numpy arrays (stored as lists; a tensor of more than
+MAX_TENSOR_VALUES as its shape, first values and statistics). They are kept in the
 cell's fingerprint under `probes.<stem>` and compared across envs by the host exactly like
 the built-in outputs: drift from the model's reference, and the proof a shim changed
 nothing. NaN or inf in an output fails the phase, as in the built-in ones.
@@ -40,6 +41,11 @@ from probes.observe import REPEATS, CellFailure, NonFiniteOutputs, Observations
 from probes.shims import SHIMS, Shim
 
 SIGNIFICANT_DIGITS = 7
+# A tensor output larger than this is kept as a summary (its first values and statistics):
+# a probe returning full logits (151k per token for Qwen2) would otherwise put megabytes
+# into every cell file, matrix.json and the page.
+MAX_TENSOR_VALUES = 4096
+SUMMARY_HEAD = 256
 
 
 def load_function(entry: Dict[str, str]) -> Any:
@@ -152,6 +158,8 @@ def _plain(value: Any, where: str, probe: str) -> Any:
     SIGNIFICANT_DIGITS (the host compares them with the drift tolerances)."""
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu()
+        if value.numel() > MAX_TENSOR_VALUES:
+            return _summary(value)
         value = value.float().tolist() if value.is_floating_point() else value.tolist()
     elif hasattr(value, "tolist") and hasattr(value, "dtype"):  # a numpy array or scalar
         value = value.tolist()
@@ -166,6 +174,22 @@ def _plain(value: Any, where: str, probe: str) -> Any:
     raise CellFailure(
         f"probe {probe}: {where} is a {type(value).__name__}; return text, numbers, booleans, lists, dicts or tensors"
     )
+
+
+def _summary(tensor: Any) -> Dict[str, Any]:
+    """A large tensor as what the host can still compare: shape, first values, statistics.
+    NaN or inf anywhere in it shows in the statistics, so the finite check still fails the
+    phase (counting the summary's values, not the tensor's)."""
+    flat = tensor.reshape(-1)
+    numbers = flat.double()
+    return {
+        "summary_of": list(tensor.shape),
+        "first": _plain(flat[:SUMMARY_HEAD], "summary", ""),
+        "mean": _plain(float(numbers.mean()), "summary", ""),
+        "abs_mean": _plain(float(numbers.abs().mean()), "summary", ""),
+        "min": _plain(float(numbers.min()), "summary", ""),
+        "max": _plain(float(numbers.max()), "summary", ""),
+    }
 
 
 def _floats(value: Any) -> Iterator[float]:

@@ -212,3 +212,64 @@ def test_team_files_are_read_as_python_reads_them(tmp_path):
     )
     with pytest.raises(TeamCodeError, match=r"def probe\(model\) must take \(model, tokenizer, ctx\)"):
         probe_script(tmp_path, "broken_last.py")
+
+
+PROBE_OUTPUTS = """
+import json, sys, torch
+from probes import team
+from probes.observe import NonFiniteOutputs, Observations
+
+path = sys.argv[1]
+cell = Observations({"max_new_tokens": 4})
+cell.phase = "probe:outputs"
+entry = {"name": "outputs", "path": path, "function": "probe", "sha256": "0" * 64}
+try:
+    team.run_probe(cell, entry, torch.nn.Linear(2, 2), None, torch)
+    raised = ""
+except NonFiniteOutputs as error:
+    raised = str(error)
+print(json.dumps({"outputs": cell.fingerprint["probes"]["outputs"], "metrics": cell.metrics, "raised": raised}))
+"""
+
+OUTPUTS_SCRIPT = """
+import numpy
+
+
+def probe(model, tokenizer, ctx):
+    torch = ctx.torch
+    ctx.metric("score", numpy.float32(0.5))
+    with ctx.timer("block"):
+        pass
+    return {
+        "ids": torch.tensor([[1, 2], [3, 4]]),
+        "half": torch.tensor([0.5, 0.25], dtype=torch.bfloat16),
+        "numpy": numpy.arange(3),
+        "nested": ({"text": "hi", "flag": True}, None),
+        "logits": torch.ones(2, 5000),
+        "dtype": str(ctx.dtype),
+    }
+"""
+
+
+def test_probe_outputs_become_plain_data_and_large_tensors_a_summary(tmp_path, tf440_python):
+    """Inside a real env: tensors, numpy and nested values as JSON data, a large tensor as
+    its shape, first values and statistics, metrics under the probe's name; NaN fails."""
+    script = tmp_path / "outputs.py"
+    script.write_text(OUTPUTS_SCRIPT)
+    runner = tmp_path / "run.py"
+    runner.write_text(PROBE_OUTPUTS)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([tf440_python, runner, script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.splitlines()[-1])
+    outputs = got["outputs"]
+    assert outputs["ids"] == [[1, 2], [3, 4]] and outputs["half"] == [0.5, 0.25] and outputs["numpy"] == [0, 1, 2]
+    assert outputs["nested"] == [{"text": "hi", "flag": True}, None] and outputs["dtype"] == "torch.float32"
+    summary = outputs["logits"]
+    assert summary["summary_of"] == [2, 5000] and len(summary["first"]) == 256 and summary["mean"] == 1.0
+    assert got["metrics"]["outputs.score"] == 0.5 and "outputs.block_s" in got["metrics"] and not got["raised"]
+
+    script.write_text("def probe(model, tokenizer, ctx):\n    return {'scores': [0.5, float('nan')]}\n")
+    done = subprocess.run([tf440_python, runner, script], env=env, capture_output=True, text=True, timeout=300)
+    raised = json.loads(done.stdout.splitlines()[-1])["raised"]
+    assert raised == "non-finite outputs in probe:outputs: 1 of 2 values of output 'scores' are NaN, 0 are inf"
