@@ -125,11 +125,13 @@ class Cell(Observations):
         self.facts["load_kwargs"] = {key: str(value) for key, value in load_kwargs.items()}
         with self.timed("load"):
             model, info = auto.from_pretrained(location, output_loading_info=True, **load_kwargs, **common)
-            if "device_map" not in load_kwargs:  # accelerate has placed it otherwise
+            if "device_map" not in load_kwargs:
                 model = model.to(self.device)
             model = model.eval()
             self.facts["model_class"] = type(model).__name__
             self.facts.update(_placement(model))
+            if "device_map" in load_kwargs:  # accelerate placed it: the inputs follow the model
+                self.device = "cuda" if self.facts["model_device"].startswith("cuda") else "cpu"
             self.facts["loading_info"] = {key: sorted(map(str, value))[:20] for key, value in info.items() if value}
         for shim in shims:
             if shim.stage == "model":
