@@ -221,6 +221,19 @@ def test_the_caller_now_passes_new_keywords_and_another_object(releases):
     assert found.fixes[0] == "upstream: adapt the model's step to what GenerationMixin.generate does in 1.1.0"
 
 
+def test_in_a_probe_scripts_phase_the_code_outside_transformers_is_the_scripts(releases):
+    frames = (
+        (f"{PACKAGE}/generation.py", 5, "generate", "return self.step(x, cache=cache, position=position)"),
+        ("/team/checks/rag.py", 12, "step", "cache.append(x)"),
+    )
+    error = {"type": "AttributeError", "message": "'DynamicCache' object has no attribute 'append'"}
+    scripted = read_failure({**error, "traceback": traceback_through(*frames)}, "probe:rag")
+    found = traceback_history(scripted, "1.0.0", "1.1.0", releases)
+    assert found.cause.startswith("Probe script rag's code fails at rag.py:12 in step")
+    assert found.evidence[0] == "probe script frame: rag.py:12 in step: cache.append(x)"
+    assert found.fixes[0] == "upstream: adapt the probe script's step to what GenerationMixin.generate does in 1.1.0"
+
+
 def test_without_a_model_frame_the_innermost_transformers_frame_is_compared(releases):
     found = traceback_history(
         failure(

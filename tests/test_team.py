@@ -129,6 +129,14 @@ def test_load_kwargs_reach_from_pretrained_and_the_dtype_got_is_recorded(team_ru
     assert cell(data, "tf-4.40", "search")["loaded"]["load_kwargs"] == {}, "by default nothing is passed"
 
 
+def test_what_a_model_requires_is_in_the_pins_of_the_env_that_serves_it(team_run):
+    repo, _, data, _ = team_run
+    assert data["recommendation"]["envs"] == ["tf-4.40"]
+    pins = (repo / "results" / "pins" / "tf-4.40.txt").read_text()
+    assert "Serves: search, assistant, decoder" in pins
+    assert any(line.startswith("accelerate==") for line in pins.splitlines())
+
+
 def test_probe_outputs_metrics_budgets_and_drift(team_run):
     _, _, data, _ = team_run
     newest = cell(data, "tf-4.57", "search")

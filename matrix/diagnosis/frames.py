@@ -34,6 +34,17 @@ MAX_DIFF_LINES = 12
 MAX_LINE = 160
 
 
+MODEL_CODE = "the model's code"
+
+
+def _whose_code(phase: str | None) -> str:
+    """Whose code the frames outside transformers are: the model's, or, in a `probe:<name>`
+    phase, the team's probe script (both are code that calls into transformers)."""
+    if phase and phase.startswith("probe:"):
+        return f"probe script {phase.removeprefix('probe:')}'s code"
+    return MODEL_CODE
+
+
 def traceback_history(
     failure: Failure, last_good: str, first_bad: str, shelf: SourceShelf, failed_in: str | None = None
 ) -> Diagnosis | None:
@@ -56,16 +67,18 @@ def traceback_history(
     old, new = same_function(before, called), same_function(after, called)
     changes = compare(before, old, after, new)
     error = f"{failure.error_type}: {failure.message.strip()[:160]}"
+    code = _whose_code(failure.phase)
     if model and not inside:
         evidence = [
-            f"model frame: {_short(model)}",
+            f"{'model' if code == MODEL_CODE else 'probe script'} frame: {_short(model)}",
             f"transformers frame that called it: {_short(caller)} ({called.qualname})",
         ]
-        cause = f"The model's code fails at {_short(model)} ({error}), called from transformers' {called.qualname}. "
+        subject = code[0].upper() + code[1:]
+        cause = f"{subject} fails at {_short(model)} ({error}), called from transformers' {called.qualname}. "
     elif model:
-        evidence = [f"failed inside transformers: {_short(caller)}", f"called by the model's code: {_short(model)}"]
+        evidence = [f"failed inside transformers: {_short(caller)}", f"called by {code}: {_short(model)}"]
         where = _short(model)
-        cause = f"transformers' {called.qualname}, called directly by the model's code at {where}, fails ({error}). "
+        cause = f"transformers' {called.qualname}, called directly by {code} at {where}, fails ({error}). "
     else:
         evidence = [f"failed inside transformers: {_short(caller)}"]
         cause = f"transformers' {called.qualname} fails ({error}). "
@@ -87,7 +100,8 @@ def traceback_history(
             f"upstream: stop calling {called.qualname} directly from {model.function}, or prepare what it now reads"
         ]
     elif model:
-        fixes = [f"upstream: adapt the model's {model.function} to what {called.qualname} does in {first_bad}"]
+        owner = "the model's" if code == MODEL_CODE else "the probe script's"
+        fixes = [f"upstream: adapt {owner} {model.function} to what {called.qualname} does in {first_bad}"]
     else:
         fixes = []
     return Diagnosis(
