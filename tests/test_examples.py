@@ -27,6 +27,9 @@ def test_the_example_models():
     assert glm.trust_remote_code and len(glm.revision or "") == 40 and glm.chat == "method"
     assert {"extract-past", "pad-padding-side"} <= set(glm.shims)
     assert models["qwen2-instruct"].chat == "template"
+    # loaded the way the deployment loads them, with the packages their own code imports
+    assert glm.load_kwargs == {"torch_dtype": "float16"} and glm.requires == ("sentencepiece",)
+    assert models["qwen2-instruct"].load_kwargs == {"torch_dtype": "auto"}
     # the 6B/7B models need a GPU; the embedding model takes one when there is one
     assert {name for name, m in models.items() if m.device == "cuda"} == {"chatglm3", "qwen2-instruct", "qwen2-base"}
     assert models["codebert"].device == "auto"
