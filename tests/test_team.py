@@ -45,11 +45,24 @@ def probe(model, tokenizer, ctx):
     return {"layers": len(past)}
 '''
 
+LEFT_PADDING = '''"""A tokenizer fix, applied before the model exists."""
+
+
+def left_padding(model, tokenizer):
+    """Pad on the left, as our batch server does."""
+    assert model is None, "a tokenizer-stage shim runs before the model loads"
+    tokenizer.padding_side = "left"
+
+
+left_padding.stage = "tokenizer"
+'''
+
 EXTRA_MODEL = """
 [models.decoder]
 fixture = "qwen2-tiny"
 task = "causal-lm"
 probes = ["checks/legacy_cache.py", "checks/chat_history.py"]
+shims = ["fixes/tokenizer.py:left_padding"]
 """
 
 
@@ -61,6 +74,7 @@ def team_run(tmp_path_factory):
     shutil.copytree(TEAM, repo, ignore=shutil.ignore_patterns("results", "__pycache__"))
     (repo / "checks" / "config_keys.py").write_text(CONFIG_KEYS)
     (repo / "checks" / "legacy_cache.py").write_text(LEGACY_CACHE)
+    (repo / "fixes" / "tokenizer.py").write_text(LEFT_PADDING)
     config = repo / "matrix.toml"
     text = config.read_text()
     text = text.replace('probes = ["checks/retrieval.py"]', 'probes = ["checks/retrieval.py", "checks/config_keys.py"]')
@@ -115,6 +129,13 @@ def test_the_teams_shim_rescues_its_model_verified_by_outputs(team_run):
     assert len(replies) == 3
     assert replies == cell(data, "tf-4.40", "assistant")["fingerprint"]["probes"]["chat_history"]["replies"]
     assert "restore-extract-past" in " ".join(cell(data, "tf-4.50", "assistant")["diagnosis"]["fixes"])
+
+
+def test_a_tokenizer_stage_shim_of_the_teams_runs_before_the_model_loads(team_run):
+    _, _, data, _ = team_run
+    shimmed = cell(data, "tf-4.40", "decoder+left-padding")
+    assert shimmed["status"] == "pass-with-shim", shimmed["reason"]
+    assert shimmed["drift"]["differs"] is False
 
 
 def test_load_kwargs_reach_from_pretrained_and_the_dtype_got_is_recorded(team_run):
