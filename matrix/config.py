@@ -546,12 +546,23 @@ def _load_kwargs(table: _Table) -> dict[str, Any]:
             raise table.error("load_kwargs", f"{key!r} is not a keyword argument name")
         if key in DTYPE_KWARGS and value not in DTYPES:
             raise table.error("load_kwargs", f"{key} = {value!r} is not one of {', '.join(DTYPES)}")
+        if not _plain_value(value):
+            raise table.error("load_kwargs", f"{key} = {value!r}: give text, numbers, booleans, lists or tables")
     inside = [key for key in DTYPE_KWARGS if key in kwargs]
     if len(inside) > 1:
         raise table.error("load_kwargs", "gives the dtype twice (dtype and torch_dtype): keep one")
     if inside and "dtype" in table.data:
         raise table.error("load_kwargs", f"{inside[0]} repeats the model's `dtype` key: keep one")
     return dict(kwargs)
+
+
+def _plain_value(value: Any) -> bool:
+    """Whether a TOML value travels as JSON to the env (TOML dates and times do not)."""
+    if isinstance(value, list):
+        return all(map(_plain_value, value))
+    if isinstance(value, dict):
+        return all(map(_plain_value, value.values()))
+    return isinstance(value, (str, int, float, bool))
 
 
 def _metric_budgets(table: _Table, probes: tuple[team_code.TeamFile, ...]) -> dict[str, tuple[str, float]]:
