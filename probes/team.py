@@ -34,6 +34,7 @@ import math
 import os
 import random
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List
 
@@ -112,7 +113,7 @@ class ProbeContext:
         if not math.isfinite(number):
             nan, inf = int(math.isnan(number)), int(math.isinf(number))
             raise NonFiniteOutputs(self._cell.phase, f"values of metric {name!r}", nan, inf, 1)
-        self._cell.metrics[f"{self.name}.{name}"] = round(number, 6)
+        self._cell.metrics[f"{self.name}.{name}"] = float(f"{number:.{SIGNIFICANT_DIGITS}g}")
 
     def time(self, name: str, call: Any, repeats: int = REPEATS) -> Any:
         """Time `call()` as the built-in phases do (the first call, then the median of
@@ -123,8 +124,6 @@ class ProbeContext:
     @contextmanager
     def timer(self, name: str) -> Iterator[None]:
         """Time one block (CUDA synchronised): metric `<probe>.<name>_s`."""
-        import time
-
         start = time.perf_counter()
         yield
         if self.device == "cuda":
