@@ -206,7 +206,7 @@ class _Table:
         values = self.get(key, list, [])
         for index, value in enumerate(values, start=1):
             if not isinstance(value, str):
-                raise self.error(key, f"value #{index} must be a string, not {type(value).__name__}")
+                raise self.error(key, f"value #{index} must be a string, not {_type_word(type(value))}")
         return tuple(values)
 
     def positive(self, key: str, default: float) -> float:
@@ -547,7 +547,7 @@ def _load_kwargs(table: _Table) -> dict[str, Any]:
         if key in DTYPE_KWARGS and value not in DTYPES:
             raise table.error("load_kwargs", f"{key} = {value!r} is not one of {', '.join(DTYPES)}")
         if not _plain_value(value):
-            raise table.error("load_kwargs", f"{key} = {value!r}: give text, numbers, booleans, lists or tables")
+            raise table.error("load_kwargs", f"{key} = {value}: give text, numbers, booleans, lists or tables")
     inside = [key for key in DTYPE_KWARGS if key in kwargs]
     if len(inside) > 1:
         raise table.error("load_kwargs", "gives the dtype twice (dtype and torch_dtype): keep one")

@@ -44,7 +44,6 @@ class TeamFile:
     function: str
     sha256: str
     stage: str = "model"
-    summary: str = ""  # the docstring's first line: what the report says it does
 
     def to_plan(self) -> dict[str, str]:
         """What the runner needs inside the env (the hash makes the bisect's cache keys move with it)."""
@@ -59,13 +58,13 @@ def probe_script(base: Path, given: str) -> TeamFile:
     _check_parameters(function, PROBE_PARAMETERS, given)
     if not _IDENTIFIER.match(path.stem):
         raise TeamCodeError(f"{given!r}: a probe is named after its file: use letters, digits and '_' in the name")
-    return TeamFile(path.stem, str(path), PROBE_FUNCTION, _sha256(path), summary=_summary(function))
+    return TeamFile(path.stem, str(path), PROBE_FUNCTION, _sha256(path))
 
 
 def shim(base: Path, given: str) -> TeamFile:
     """A shim `file.py:function` (the file relative to `base`), checked, with its declared stage."""
     file_part, _, function_name = given.rpartition(":")
-    if not file_part or not file_part.endswith(".py"):
+    if not file_part:
         raise TeamCodeError(f"{given!r} is not a built-in shim's name or 'file.py:function'")
     if not _IDENTIFIER.match(function_name):
         raise TeamCodeError(f"{given!r}: {function_name!r} after the ':' is not a Python function name")
@@ -74,7 +73,7 @@ def shim(base: Path, given: str) -> TeamFile:
     _check_parameters(function, SHIM_PARAMETERS, f"{file_part}:{function_name}")
     stage = _declared_stage(tree, function_name, file_part)
     name = function_name.strip("_").replace("_", "-")
-    return TeamFile(name, str(path), function_name, _sha256(path), stage, _summary(function))
+    return TeamFile(name, str(path), function_name, _sha256(path), stage)
 
 
 def _read(base: Path, given: str) -> tuple[Path, ast.Module]:
@@ -144,10 +143,6 @@ def _declared_stage(tree: ast.Module, function: str, file: str) -> str:
                     )
                 stage = str(value)
     return stage
-
-
-def _summary(function: ast.FunctionDef) -> str:
-    return ((ast.get_docstring(function) or "").strip().splitlines() or [""])[0]
 
 
 def _sha256(path: Path) -> str:

@@ -78,7 +78,7 @@ CASES = [
     ),
     pytest.param(
         ENV + "pins = [1]\n" + MODEL,
-        "matrix.toml: [envs.a] pins: value #1 must be a string, not int",
+        "matrix.toml: [envs.a] pins: value #1 must be a string, not integer",
         id="pin-not-string",
     ),
     pytest.param(
