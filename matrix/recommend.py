@@ -139,7 +139,14 @@ def recommend(
         recommendation.newest = newest
         lead = upgrade.lead_lines(newest)
         diagnoses = {(c.env, c.model, c.variant): c.diagnosis for c in matrix.all_cells() if c.diagnosis}
-        recommendation.blockers = upgrade.blockers(newest, diagnoses, matrix.models)
+        in_windows = {
+            (model, variant, str(window.get("signature"))): window["diagnosis"]
+            for model, found in (bisects or {}).items()
+            for variant, windows in {"": found.get("windows") or [], **(found.get("variants") or {})}.items()
+            for window in windows
+            if window.get("diagnosis")
+        }
+        recommendation.blockers = upgrade.blockers(newest, diagnoses, matrix.models, in_windows)
     described = _describe(matrix, recommendation, optional)
     recommendation.lines = lead + described + _window_lines(recommendation.bounds)
     return recommendation
@@ -182,8 +189,9 @@ def describe_windows(windows: list[dict[str, Any]]) -> str:
             continue
         error = window.get("error") or {}
         why = f"{error.get('type')} in {error.get('phase')}" if error.get("type") else window.get("outcome", "fails")
+        known = (window.get("diagnosis") or {}).get("id")
         exact = "exact" if window.get("exact_from") else "approximate"
-        breaks.append(f"{window['from']} breaks ({why}, {exact})")
+        breaks.append(f"{window['from']} breaks ({f'{known}: ' if known else ''}{why}, {exact})")
     parts = [f"works {' and '.join(works)}" if works else "works in no probed release"]
     return "; ".join(parts + breaks)
 

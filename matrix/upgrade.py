@@ -74,14 +74,18 @@ def _count(number: int, what: str) -> str:
 
 
 def blockers(
-    data: dict[str, Any], diagnoses: dict[tuple[str, str, str], dict[str, Any]], models: list[str]
+    data: dict[str, Any],
+    diagnoses: dict[tuple[str, str, str], dict[str, Any]],
+    models: list[str],
+    window_diagnoses: dict[tuple[str, str, str], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Per model: its newest release as is, with shims, and what blocks it past the pin.
 
     The pin is the recommended release (as is, else with shims); without one, each model's
     own newest release. The blocker is the first failing release after it, for the variant
     the pin uses: the run's diagnosis when one of its cells failed with that very signature
-    (`diagnoses`: (env, model, variant) -> diagnosis), else the window's error; the fix is
+    (`diagnoses`: (env, model, variant) -> diagnosis), else the bisect window's diagnosis
+    (`window_diagnoses`: (model, variant, signature) -> diagnosis), else the window's error; the fix is
     the diagnosis's first, else a shim whose evidence runs the model there, else its own env.
     """
     tracks = tracks_from(data)
@@ -114,7 +118,7 @@ def blockers(
         elif (failing := first_failing(track, line, start)) is None:
             row["blocked_by"] = f"nothing up to {line[-1]}"
         else:
-            row["break"] = _break(model, variant, failing, track, variants, line, diagnoses)
+            row["break"] = _break(model, variant, failing, track, variants, line, diagnoses, window_diagnoses or {})
             found = row["break"]
             row["blocked_by"] = f"{found['release']}: {found['what']}; fix: {found['fix']}"
         rows.append(row)
@@ -140,6 +144,7 @@ def _break(
     variants: dict[str, Track],
     line: list[str],
     diagnoses: dict[tuple[str, str, str], dict[str, Any]],
+    window_diagnoses: dict[tuple[str, str, str], dict[str, Any]],
 ) -> dict[str, Any]:
     release, said = failing
     evidence = said.evidence or {}
@@ -147,7 +152,7 @@ def _break(
     exact = bool(evidence.get("exact_from")) if "from" in evidence else said.how == "observed"
     error = evidence.get("error") or {}
     what = f"{error.get('type')} in {error.get('phase')}: {error.get('message', '')}" if error else str(signature)
-    diagnosis = next(
+    in_cells = next(
         (
             diagnoses[key]
             for point in track.points.values()
@@ -157,21 +162,21 @@ def _break(
         ),
         None,
     )
-    fix = ""
+    diagnosis = in_cells or window_diagnoses.get((model, variant, str(signature)))
     if diagnosis:
         since = diagnosis.get("introduced_in")
         what = f"{diagnosis['id']} (since {since})" if since else str(diagnosis["id"])
-        fix = next(iter(diagnosis.get("fixes") or []), "")
-    if not fix:
-        rescues = [
-            (other, newest_running(variants[other], line))
-            for other in preferred(variants, True)
-            if other != variant and verdict(variants[other], release).state == "pass"
-        ]
-        fix = next(
-            (f"shim {other} (runs it through {found[0]})" for other, found in rescues if found),
-            f"none the evidence shows: keep {model} in an env of its own",
-        )
+    rescues = [
+        (other, newest_running(variants[other], line))
+        for other in preferred(variants, True)
+        if other != variant and verdict(variants[other], release).state == "pass"
+    ]
+    rescue = next((f"shim {other} (runs it through {found[0]})" for other, found in rescues if found), "")
+    # A cell's diagnosis already leads with the fixes its env's cells showed; a window's
+    # speaks for no cell, so a shim the evidence shows rescuing the model there comes first.
+    own = next(iter((diagnosis or {}).get("fixes") or []), "")
+    fix = (own or rescue) if in_cells else (rescue or own)
+    fix = fix or f"none the evidence shows: keep {model} in an env of its own"
     return {
         "release": release if exact else f"~{release}",
         "exact": exact,

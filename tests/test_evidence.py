@@ -13,7 +13,7 @@ from matrix.aggregate import aggregate
 from matrix.collect import Run
 from matrix.compare import judge
 from matrix.diagnosis import diagnose, load_known_breaks
-from matrix.recommend import recommend
+from matrix.recommend import describe_windows, recommend
 from probes.status import Status
 from tests.conftest import make_cell
 
@@ -81,3 +81,35 @@ def test_each_env_alone_names_the_shims_it_needs():
     lines = [line for line in rec.lines if line.startswith("- tf-4.")]
     assert "- tf-4.44 (4.44.2) covers all models with shim extract-past for glm" in lines
     assert "- tf-4.50 (4.50.3) covers all models with shims extract-past + pad-padding-side for glm" in lines
+
+
+def test_a_break_only_the_bisect_saw_is_diagnosed_from_its_window():
+    """The run's envs skip 4.42 (the pair change): its window is explained by the same
+    layers, from the error and traceback end the bisect kept, with the window's bounds."""
+    matrix = chatglm_run()
+    unpack = {
+        "type": "ValueError",
+        "phase": "generate",
+        "message": "too many values to unpack (expected 2)",
+        "traceback": '  File "/hf/modules/transformers_modules/glm/modeling_chatglm.py", line 301, in '
+        "_update_model_kwargs_for_generation\n    cache_name, cache = self._extract_past_from_model_output(\n",
+    }
+    windows = [
+        {"from": "4.40.2", "to": "4.41.2", "outcome": "pass", "exact_from": False},
+        {"from": "4.42.0", "to": "4.43.4", "outcome": "fail", "error": unpack, "exact_from": True,
+         "signature": "generate ValueError: too many values to unpack (expected N)"},
+        {"from": "4.44.0", "to": "4.48.3", "outcome": "fail", "error": {"type": "Weird", "phase": "generate",
+         "message": "nothing any layer knows"}, "exact_from": True, "signature": "generate Weird: nothing"},
+    ]  # fmt: skip
+    bisects = {"glm": {"windows": windows, "variants": {}}}
+    diagnose(matrix, load_known_breaks(), bisects)
+    found = windows[1]["diagnosis"]
+    assert (found["id"], found["source"], found["introduced_in"], found["exact"]) == (
+        "extract-past-returns-pair",
+        "table",
+        "4.42.0",
+        True,
+    )
+    assert found["last_good"] == "4.41.2"
+    assert "diagnosis" not in windows[2], "what no layer explains stays the window's own error"
+    assert "4.42.0 breaks (extract-past-returns-pair: ValueError in generate, exact)" in describe_windows(windows)

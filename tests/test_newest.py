@@ -147,6 +147,10 @@ def test_blockers_use_the_run_diagnosis_of_the_same_signature_else_a_shim_the_ev
     assert rows[0]["with_shims"] == "4.50.0 (fix+more)"
     rows = upgrade.blockers(data, {}, ["legacy"])
     assert rows[0]["blocked_by"] == "4.42.0: ValueError in generate: m; fix: shim fix (runs it through 4.48.0)"
+    # A break no cell saw, explained from its bisect window: named, the evidence's shim first.
+    window = {"id": "pair-change", "introduced_in": "4.42.0", "fixes": ["pin transformers<4.42"]}
+    rows = upgrade.blockers(data, {}, ["legacy"], {("legacy", "", BROKE): window})
+    assert rows[0]["blocked_by"] == "4.42.0: pair-change (since 4.42.0); fix: shim fix (runs it through 4.48.0)"
 
 
 # The confirm step, with a fake prober: the truth differs from what the evidence assumes.

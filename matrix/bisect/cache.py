@@ -25,7 +25,7 @@ from typing import Any
 
 from probes.record import write_json_atomic
 
-FACTS_SCHEMA = 1
+FACTS_SCHEMA = 2  # 2: a failure keeps its traceback's end
 SAYS_NOTHING_TTL_S = 24 * 3600
 PROBES_DIR = Path(__file__).resolve().parents[2] / "probes"
 _SKIP_PARTS = {"__pycache__", ".git"}

@@ -46,8 +46,13 @@ def outcome_of(cell: CellResult) -> Outcome:
     return f"{phase or '-'} {what or '-'}: {message}"
 
 
+# The end of a failure's traceback kept with it: the innermost frames, where the model's
+# code meets transformers (what the diagnosis of a break no cell of the run saw reads).
+TRACEBACK_TAIL = 4000
+
+
 def error_of(cell: CellResult) -> dict[str, Any] | None:
-    """The failure as the report shows it: phase, exception type, message."""
+    """The failure as the report shows it: phase, exception type, message, traceback's end."""
     if cell.status.passed or cell.status.says_nothing:
         return None
     error = cell.error or {}
@@ -55,6 +60,7 @@ def error_of(cell: CellResult) -> dict[str, Any] | None:
         "phase": cell.phase,
         "type": error.get("type") or cell.status.value,
         "message": error.get("message", cell.reason)[:2000],
+        "traceback": str(error.get("traceback") or "")[-TRACEBACK_TAIL:],
     }
 
 

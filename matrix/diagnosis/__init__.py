@@ -65,7 +65,53 @@ def diagnose(
             explained.last_good = explained.last_good or found.last_good
         explained.fixes = evidence.evidence_fixes(cell, matrix, found, explained.fixes)
         cell.diagnosis = explained.to_dict()
+    for model, report in (bisects or {}).items():
+        _diagnose_windows(model, report, matrix, table, shelf, sources.releases if sources else ())
     return group_unknown(matrix.all_cells())
+
+
+def _diagnose_windows(
+    model: str,
+    report: dict[str, Any],
+    matrix: Matrix,
+    table: list[KnownBreak],
+    shelf: SourceShelf | None,
+    releases: tuple[str, ...],
+) -> None:
+    """Explain each break the bisect found between the run's envs, in place (`diagnosis` on
+    its window): the upgrade past a pin is blocked by such a break, and no cell of the run
+    saw it. The same layers read the window's error (type, phase, message and the end of
+    its traceback) with the window's own bounds; the matrix's cell evidence does not apply
+    to a release the run has no env for."""
+    variants = {"": report.get("windows") or [], **(report.get("variants") or {})}
+    for variant, windows in variants.items():
+        last_good: str | None = None
+        for index, window in enumerate(windows):
+            if window.get("outcome") == "pass":
+                last_good = window["to"]
+                continue
+            error = window.get("error") or {}
+            if not error.get("type"):
+                continue
+            before = windows[index - 1]["to"] if index else None
+            exact = bool(window.get("exact_from")) and before is not None
+            found = evidence.Bounds(window["from"], before, last_good, exact, "bisect")
+            cell = CellResult(
+                env=f"tf-{window['from']}",  # the bisect's own name for a release's env
+                model=model,
+                variant=variant,
+                status=Status.FAIL,
+                reason=f"{error['type']} in {error.get('phase')}",
+                phase=error.get("phase"),
+                error={key: error.get(key, "") for key in ("type", "message", "traceback")},
+            )
+            explained = explain(cell, matrix, table, found, shelf, releases)
+            if explained is None:
+                continue
+            if exact or not explained.introduced_in:
+                explained.introduced_in, explained.exact = found.first_bad, exact
+            explained.last_good = explained.last_good or last_good
+            window["diagnosis"] = explained.to_dict()
 
 
 def explain(
