@@ -20,6 +20,7 @@ from typing import Any
 
 from matrix import upgrade
 from matrix.aggregate import Matrix
+from matrix.diagnosis.evidence import variant_windows
 from matrix.plan import variant_words
 from probes.record import CellResult
 
@@ -142,7 +143,7 @@ def recommend(
         in_windows = {
             (model, variant, str(window.get("signature"))): window["diagnosis"]
             for model, found in (bisects or {}).items()
-            for variant, windows in {"": found.get("windows") or [], **(found.get("variants") or {})}.items()
+            for variant, windows in variant_windows(found).items()
             for window in windows
             if window.get("diagnosis")
         }
@@ -175,8 +176,8 @@ def _window_lines(bounds: dict[str, dict[str, Any]]) -> list[str]:
             )
             continue
         lines.append(f"Bisect: {model} {describe_windows(windows)}.")
-        for variant, variant_windows in sorted((found.get("variants") or {}).items()):
-            lines.append(f"- with {variant}: {describe_windows(variant_windows)}")
+        for variant, shim_windows in sorted((found.get("variants") or {}).items()):
+            lines.append(f"- with {variant}: {describe_windows(shim_windows)}")
     return lines
 
 

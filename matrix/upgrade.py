@@ -85,8 +85,10 @@ def blockers(
     own newest release. The blocker is the first failing release after it, for the variant
     the pin uses: the run's diagnosis when one of its cells failed with that very signature
     (`diagnoses`: (env, model, variant) -> diagnosis), else the bisect window's diagnosis
-    (`window_diagnoses`: (model, variant, signature) -> diagnosis), else the window's error; the fix is
-    the diagnosis's first, else a shim whose evidence runs the model there, else its own env.
+    (`window_diagnoses`: (model, variant, signature) -> diagnosis), else the window's error.
+    The fix: a cell's diagnosis's first (it already leads with what the env's cells showed),
+    else a shim whose evidence runs the model there, else a window diagnosis's first, else
+    an env of its own.
     """
     tracks = tracks_from(data)
     line = list(data.get("line") or [])

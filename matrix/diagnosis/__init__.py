@@ -83,8 +83,7 @@ def _diagnose_windows(
     saw it. The same layers read the window's error (type, phase, message and the end of
     its traceback) with the window's own bounds; the matrix's cell evidence does not apply
     to a release the run has no env for."""
-    variants = {"": report.get("windows") or [], **(report.get("variants") or {})}
-    for variant, windows in variants.items():
+    for variant, windows in evidence.variant_windows(report).items():
         last_good: str | None = None
         for index, window in enumerate(windows):
             if window.get("outcome") == "pass":

@@ -64,6 +64,11 @@ def bounds(cell: CellResult, matrix: Matrix, bisect: dict[str, Any] | None) -> B
     return found
 
 
+def variant_windows(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """A bisect report's windows per variant ("" for the base row)."""
+    return {"": report.get("windows") or [], **(report.get("variants") or {})}
+
+
 def _windows(cell: CellResult, bisect: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The bisect's windows for this cell's variant (the base row's for the base cell)."""
     if not bisect:
