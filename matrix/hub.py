@@ -98,6 +98,8 @@ class Preflight:
     token_given: bool = False
     seconds: float = 0.0
     verdicts: tuple[Verdict, ...] = field(default_factory=tuple)
+    # Why the hub could not be asked at all (the client did not run): the probes try it themselves.
+    not_asked: str = ""
 
     def blocked(self) -> dict[str, Verdict]:
         """Models whose cells are decided here, by name."""
@@ -110,7 +112,9 @@ class Preflight:
 
     def lines(self) -> list[str]:
         """What the terminal shows: the hub's state, then one line per model."""
-        if self.reachable:
+        if self.not_asked:
+            head = f"[hub] {self.endpoint} not asked ({self.not_asked}): each probe tries the hub itself"
+        elif self.reachable:
             head = f"[hub] {self.endpoint} reachable ({self.seconds:.1f} s)"
         else:
             head = f"[hub] {self.endpoint} not reachable ({self.why_offline}): probes run with HF_HUB_OFFLINE=1"
@@ -173,6 +177,7 @@ def preflight(
         token_given=bool(settings.get("token_given")),
         seconds=round(time.perf_counter() - start, 3),
         verdicts=tuple(verdicts),
+        not_asked=answers.trouble if answers.settings is None else "",
     )
 
 

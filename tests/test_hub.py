@@ -257,6 +257,7 @@ def test_an_interpreter_without_the_hub_client_leaves_it_to_the_probes(fake_hub,
     found = hub.preflight([hub_model("good", QWEN)], bare / "bin" / "python", endpoint=fake_hub.url)
     assert found.reachable and found.verdicts[0].kind == hub.UNCHECKED and found.verdicts[0].status is None
     assert found.verdicts[0].reason.startswith("no answer from the hub client (ModuleNotFoundError: ")
+    assert found.lines()[0].startswith(f"[hub] {fake_hub.url} not asked (ModuleNotFoundError: ")
 
 
 class HangingSearchHub(FakeHub):
