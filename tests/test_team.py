@@ -77,8 +77,12 @@ def team_run(tmp_path_factory):
     (repo / "fixes" / "tokenizer.py").write_text(LEFT_PADDING)
     config = repo / "matrix.toml"
     text = config.read_text()
-    text = text.replace('probes = ["checks/retrieval.py"]', 'probes = ["checks/retrieval.py", "checks/config_keys.py"]')
-    text = text.replace('"retrieval.search_median_s" = "<= 0.5"', '"retrieval.search_median_s" = "<= 0.000001"')
+    for old, new in (
+        ('probes = ["checks/retrieval.py"]', 'probes = ["checks/retrieval.py", "checks/config_keys.py"]'),
+        ('"retrieval.search_median_s" = "<= 0.5"', '"retrieval.search_median_s" = "<= 0.000001"'),
+    ):
+        assert old in text, f"examples/team/matrix.toml no longer has {old}"
+        text = text.replace(old, new)
     config.write_text(text + EXTRA_MODEL)
     published = ROOT / "results" / "matrix.json"
     before = published.stat().st_mtime_ns if published.exists() else None
