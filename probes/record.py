@@ -17,11 +17,12 @@ import math
 import os
 import platform
 import re
+import shutil
 import socket
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from probes.redact import redact, redact_data
 from probes.status import Status
@@ -205,6 +206,27 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def place_folder(final: Path, fill: Callable[[Path], None]) -> Path:
+    """`fill` a temporary folder beside `final`, then rename it into place: a folder at
+    `final` is always complete, and an interrupted fill leaves nothing a later run would take
+    for a finished one. When another process put `final` there first (the same contents:
+    every caller's folder is determined by its name), theirs is kept. What `fill` raises is
+    raised; the temporary folder never stays behind."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        fill(staging)
+        staging.chmod(0o755)  # mkdtemp makes it owner-only; a cache may be shared
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
 
 
 def machine_fingerprint() -> dict[str, Any]:

@@ -15,11 +15,7 @@ gets None and the reason, which a report can show.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 from matrix import proc
 from matrix.diagnosis.api_lookup import Release
 from matrix.run import installer_env
+from probes.record import place_folder
 
 log = logging.getLogger("matrix")
 
@@ -104,14 +101,14 @@ def _installed_in_bisect_env(version: str, cache: Path) -> Path | None:
     return None
 
 
+class _NotFetched(Exception):
+    """Why a release's sources could not be had (said, not raised, by `_fetch`)."""
+
+
 def _fetch(version: str, shelf: Path) -> str:
     """Unpack the release's wheel into `shelf`; '' on success, else why not."""
-    try:
-        shelf.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{shelf.name}-", dir=shelf.parent))
-    except OSError as exc:
-        return f"cannot write under {shelf.parent}: {exc.strerror or exc}"
-    try:
+
+    def unpack(staging: Path) -> None:
         done = proc.run(
             ["uv", "pip", "install", "--quiet", "--no-deps", "--target", staging, f"transformers=={version}"],
             env=installer_env(),
@@ -120,14 +117,16 @@ def _fetch(version: str, shelf: Path) -> str:
         if not done.ok:
             lines = [line.strip() for line in done.output.splitlines() if line.strip()]
             detail = " / ".join(lines[-3:]) or f"exit code {done.returncode}"
-            return f"uv could not fetch transformers=={version}: {detail}"
+            raise _NotFetched(f"uv could not fetch transformers=={version}: {detail}")
         if not (staging / "transformers" / "__init__.py").is_file():
-            return f"the transformers=={version} wheel holds no transformers package"
-        staging.chmod(0o755)  # mkdtemp's folder is private; a shared cache is read by others
-        with contextlib.suppress(OSError):  # another caller may have put the release in place first
-            os.rename(staging, shelf)
-        if (shelf / "transformers" / "__init__.py").is_file():
-            return ""
-        return f"could not move the fetched transformers=={version} into {shelf}"
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            raise _NotFetched(f"the transformers=={version} wheel holds no transformers package")
+
+    try:
+        place_folder(shelf, unpack)
+    except _NotFetched as why:
+        return str(why)
+    except OSError as exc:
+        return f"cannot place transformers=={version} in {shelf}: {exc.strerror or exc}"
+    if (shelf / "transformers" / "__init__.py").is_file():
+        return ""
+    return f"could not move the fetched transformers=={version} into {shelf}"

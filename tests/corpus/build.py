@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +31,10 @@ CORPUS = Path(__file__).resolve().parent
 if str(CORPUS.parent.parent) not in sys.path:  # run as a script: make `probes` importable
     sys.path.insert(0, str(CORPUS.parent.parent))
 
+from probes.fixtures import qwen2, roberta  # noqa: E402
 from probes.fixtures import tokenizer_files as tok  # noqa: E402
 from probes.fixtures.serialize import canonical_json, sha256_hex, write_json  # noqa: E402
+from probes.record import place_folder  # noqa: E402
 
 # Bump when this generator changes the bytes it writes for an unchanged fixture.
 GENERATOR_VERSION = 1
@@ -238,51 +238,6 @@ def model_config(name: str) -> dict[str, Any]:
     return config
 
 
-def _decoder_weights(seed: int, config: dict[str, Any]) -> Any:
-    from probes.fixtures.weights import TensorMaker
-
-    hidden, inter = config["hidden_size"], config["intermediate_size"]
-    head_dim = hidden // config["num_attention_heads"]
-    kv_dim = head_dim * config["num_key_value_heads"]
-    maker = TensorMaker(seed)
-    maker.normal("model.embed_tokens.weight", config["vocab_size"], hidden)
-    for i in range(config["num_hidden_layers"]):
-        layer = f"model.layers.{i}"
-        maker.layer_norm(f"{layer}.input_layernorm", hidden, bias=False)
-        maker.linear(f"{layer}.self_attn.q_proj", hidden, hidden, bias=False)
-        maker.linear(f"{layer}.self_attn.k_proj", kv_dim, hidden, bias=False)
-        maker.linear(f"{layer}.self_attn.v_proj", kv_dim, hidden, bias=False)
-        maker.linear(f"{layer}.self_attn.o_proj", hidden, hidden, bias=False)
-        maker.layer_norm(f"{layer}.post_attention_layernorm", hidden, bias=False)
-        maker.linear(f"{layer}.mlp.gate_proj", inter, hidden, bias=False)
-        maker.linear(f"{layer}.mlp.up_proj", inter, hidden, bias=False)
-        maker.linear(f"{layer}.mlp.down_proj", hidden, inter, bias=False)
-    maker.layer_norm("model.norm", hidden, bias=False)
-    maker.linear("lm_head", config["vocab_size"], hidden, bias=False)
-    return maker
-
-
-def _encoder_weights(seed: int, config: dict[str, Any]) -> Any:
-    from probes.fixtures.weights import TensorMaker
-
-    hidden, inter = config["hidden_size"], config["intermediate_size"]
-    maker = TensorMaker(seed)
-    maker.normal("embeddings.word_embeddings.weight", config["vocab_size"], hidden)
-    maker.normal("embeddings.position_embeddings.weight", config["max_position_embeddings"], hidden)
-    maker.normal("embeddings.token_type_embeddings.weight", config["type_vocab_size"], hidden)
-    maker.layer_norm("embeddings.LayerNorm", hidden)
-    for i in range(config["num_hidden_layers"]):
-        layer = f"encoder.layer.{i}"
-        for part in ("query", "key", "value"):
-            maker.linear(f"{layer}.attention.self.{part}", hidden, hidden, bias=True)
-        maker.linear(f"{layer}.attention.output.dense", hidden, hidden, bias=True)
-        maker.layer_norm(f"{layer}.attention.output.LayerNorm", hidden)
-        maker.linear(f"{layer}.intermediate.dense", inter, hidden, bias=True)
-        maker.linear(f"{layer}.output.dense", hidden, inter, bias=True)
-        maker.layer_norm(f"{layer}.output.LayerNorm", hidden)
-    return maker
-
-
 def build(name: str, dest: Path) -> None:
     """Write every file of fixture `name` into `dest` (created if missing)."""
     fixture, defn = FIXTURES[name], definition(name)
@@ -300,8 +255,11 @@ def build(name: str, dest: Path) -> None:
         if sha256_hex(data) != defn["remote_code_sha256"][filename]:
             raise RuntimeError(f"{filename} changed while building {name}; build again")
         (dest / filename).write_bytes(data)
-    weights = _decoder_weights if fixture.family == "decoder" else _encoder_weights
-    weights(defn["seed"], config).save(dest / "model.safetensors")
+    if fixture.family == "decoder":
+        weights = qwen2.weights(defn["seed"], config, qkv_bias=False)
+    else:
+        weights = roberta.weights(defn["seed"], config, pooler=False)
+    weights.save(dest / "model.safetensors")
     tok.write_tokenizer(defn["tokenizer"], dest)
 
 
@@ -310,17 +268,7 @@ def ensure(name: str, root: Path) -> Path:
     final = Path(root) / f"{name}-{fingerprint(name)}"
     if final.is_dir():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        build(name, tmp)
-        tmp.chmod(0o755)
-        os.rename(tmp, final)
-    except OSError:
-        if not final.is_dir():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    place_folder(final, lambda staging: build(name, staging))
     return final
 
 
