@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from matrix import config as matrix_config  # noqa: E402
-from matrix.gpus import gpu_for_env, visible_gpus  # noqa: E402
-from matrix.plan import new_run_id  # noqa: E402
-from matrix.run import probe_env, wheelhouse_env  # noqa: E402
+from matrix.envs.gpus import gpu_for_env, visible_gpus  # noqa: E402
+from matrix.envs.plan import new_run_id  # noqa: E402
+from matrix.envs.run import probe_env, wheelhouse_env  # noqa: E402
 from probes.record import SAFE_PART  # noqa: E402
 
 nox.needs_version = ">=2025.2.9"
@@ -147,9 +147,9 @@ def search_releases(session: nox.Session) -> None:
 
     Writes `_newest.json` into this run's folder (the report leads with it); the probes are
     the bisect's cached facts, so a warm rerun probes nothing."""
-    from matrix.collect import CollectError
-    from matrix.confirm import search_newest
+    from matrix.newest.confirm import search_newest
     from matrix.releases import ReleasesError, cached_releases
+    from matrix.results.collect import CollectError
 
     try:
         releases = cached_releases("transformers", CACHE)

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from matrix import history
-from matrix.aggregate import aggregate
-from matrix.collect import CollectError, collect, collect_bisects, collect_newest, newest_run, read_json
-from matrix.compare import judge
 from matrix.diagnosis import KnownBreak, Sources, diagnose, load_known_breaks
-from matrix.merge import MergeError, merge
-from matrix.page import page
+from matrix.judge.drift import judge
 from matrix.recommend import recommend
 from matrix.releases import ReleasesError, cached_releases
-from matrix.render import now_utc, terminal, write_outputs
+from matrix.report.page import page
+from matrix.report.render import now_utc, terminal, write_outputs
+from matrix.results.aggregate import aggregate
+from matrix.results.collect import CollectError, collect, collect_bisects, collect_newest, newest_run, read_json
+from matrix.results.merge import MergeError, merge
 from probes.record import write_json_atomic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

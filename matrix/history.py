@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matrix import gate
-from matrix.aggregate import Matrix
+from matrix.judge import gate
 from matrix.recommend import Recommendation
+from matrix.results.aggregate import Matrix
 from probes.record import CellResult, dumps_strict
 from probes.status import Status
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from matrix import upgrade
-from matrix.aggregate import Matrix
 from matrix.diagnosis.evidence import variant_windows
-from matrix.plan import variant_words
+from matrix.envs.plan import variant_words
+from matrix.newest import blockers as upgrade
+from matrix.results.aggregate import Matrix
 from probes.record import CellResult
 
 

@@ -1,6 +1,6 @@
 """The hub preflight's questions, asked through huggingface_hub in a probed env's interpreter.
 
-`matrix.hub` runs `python -m probes.hub_client REQUEST` with an env's Python (the host's has
+`matrix.envs.hub` runs `python -m probes.hub_client REQUEST` with an env's Python (the host's has
 no huggingface_hub) and makes the verdicts from what this prints: this module only asks the
 hub and reports its answers, the way the probes' own client will meet them: `HfApi.model_info`,
 `get_hf_file_metadata` (a HEAD of `config.json`, for gated repos), `list_models(search=...)`,

@@ -87,7 +87,7 @@ def tf440_python(tmp_path_factory) -> Path:
     """A real uv env with transformers 4.40.2 and torch 2.13 (about 2 s from a warm uv cache)."""
     from matrix import proc
     from matrix.config import EnvSpec
-    from matrix.run import install_env
+    from matrix.envs.run import install_env
 
     venv = tmp_path_factory.mktemp("envs") / "tf-4.40.2"
     created = proc.run(["uv", "venv", "--quiet", "--python", sys.executable, venv])

@@ -1,6 +1,6 @@
 """A small Hugging Face Hub on 127.0.0.1, for tests that must not reach the real one.
 
-It answers the endpoints the hub clients (huggingface_hub 0.x and 1.x+) and `matrix.hub`
+It answers the endpoints the hub clients (huggingface_hub 0.x and 1.x+) and `matrix.envs.hub`
 call, the way huggingface.co answers them, errors included: an `X-Error-Code` header
 (RepoNotFound, GatedRepo, RevisionNotFound, EntryNotFound) with an `X-Error-Message`, 401
 for a missing repo asked without a token (the hub does not tell missing from private then)

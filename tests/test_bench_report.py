@@ -12,12 +12,12 @@ import random
 
 import pytest
 
-from matrix.aggregate import aggregate
-from matrix.collect import collect
-from matrix.compare import judge
 from matrix.diagnosis import diagnose, load_known_breaks
+from matrix.judge.drift import judge
 from matrix.recommend import recommend
-from matrix.render import markdown, matrix_json, terminal
+from matrix.report.render import markdown, matrix_json, terminal
+from matrix.results.aggregate import aggregate
+from matrix.results.collect import collect
 from probes.status import Status
 from tests.conftest import make_cell
 

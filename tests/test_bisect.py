@@ -18,9 +18,10 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from matrix import run as run_module
 from matrix.bisect import BisectError, Prober, bisect, first_bad, main, pick_endpoints, suggested_bound
 from matrix.config import EnvSpec, load
+from matrix.envs import run as run_module
+from matrix.envs.run import install_env
 from matrix.proc import Completed
 from matrix.releases import (
     ReleasesError,
@@ -31,7 +32,6 @@ from matrix.releases import (
     parse_releases,
     simple_url,
 )
-from matrix.run import install_env
 from probes.status import Status
 from tests.conftest import GOOD_CONFIG, ROOT, make_cell
 

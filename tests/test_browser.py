@@ -21,14 +21,14 @@ import pytest
 from playwright.sync_api import Browser, ElementHandle, Page, sync_playwright
 
 from matrix import history
-from matrix.aggregate import aggregate
-from matrix.charts import RUNS_SHOWN
-from matrix.collect import Run
-from matrix.compare import judge
 from matrix.config import load as load_config
 from matrix.diagnosis import diagnose, load_known_breaks
-from matrix.page import page
+from matrix.judge.drift import judge
 from matrix.recommend import recommend
+from matrix.report.charts import RUNS_SHOWN
+from matrix.report.page import page
+from matrix.results.aggregate import aggregate
+from matrix.results.collect import Run
 from probes.record import cell_stem
 from tests.conftest import ROOT, make_cell
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from matrix import proc
-from matrix.run import ensure_fixtures
+from matrix.envs.run import ensure_fixtures
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e

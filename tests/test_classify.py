@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from matrix.diagnosis.signature import group_unknown, normalise
 from matrix.diagnosis.table import from_table, load_known_breaks
+from matrix.signature import group_unknown, normalise
 from probes.status import Status
 from tests.conftest import make_cell
 

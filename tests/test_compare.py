@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matrix.aggregate import aggregate
-from matrix.collect import Run
-from matrix.compare import judge, similarity_accuracy
+from matrix.judge.drift import judge, similarity_accuracy
 from matrix.recommend import recommend
+from matrix.results.aggregate import aggregate
+from matrix.results.collect import Run
 from probes.status import Status
 from tests.conftest import make_cell
 

@@ -170,8 +170,8 @@ def run_release(version: str, models: dict[str, str], cache: Path, tmp_path: Pat
     """Every corpus model's base cell in `version`, through the matrix's own runner."""
     from matrix import proc
     from matrix.config import load
-    from matrix.plan import PLAN_FILE, runner_plan
-    from matrix.run import probe_env_vars
+    from matrix.envs.plan import PLAN_FILE, runner_plan
+    from matrix.envs.run import probe_env_vars
     from probes.record import cell_stem, write_json_atomic
 
     python = release_env(version, cache)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from matrix import proc
-from matrix.run import ensure_fixtures
+from matrix.envs.run import ensure_fixtures
 from probes import device
 from tests.conftest import ROOT
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matrix.aggregate import aggregate
-from matrix.collect import Run
-from matrix.compare import judge
 from matrix.diagnosis import diagnose, load_known_breaks
+from matrix.judge.drift import judge
 from matrix.recommend import describe_windows, recommend
+from matrix.results.aggregate import aggregate
+from matrix.results.collect import Run
 from probes.status import Status
 from tests.conftest import make_cell
 

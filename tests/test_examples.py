@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from matrix.config import load
-from matrix.plan import cells
+from matrix.envs.plan import cells
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "deployment.toml"

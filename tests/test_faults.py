@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from matrix import proc
-from matrix.run import ensure_fixtures
+from matrix.envs.run import ensure_fixtures
 from probes.status import Status
 from tests.conftest import ROOT
 from tests.fault_models import write_faulty_model

@@ -17,7 +17,7 @@ import pytest
 
 from matrix.diagnosis.failure import classify_file, parse_frames, read_failure
 from matrix.diagnosis.frames import function_at, split_frames, traceback_history
-from matrix.diagnosis.sources import SourceShelf
+from matrix.diagnosis.symbols.sources import SourceShelf
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("MATRIX_CACHE", ROOT / ".cache"))

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from matrix import gate
 from matrix.config import Settings
-from matrix.gate import NO_HISTORY, OK, REGRESSION, UNSTABLE, Measurement, Rules, judge, rank_test_greater
+from matrix.judge import gate
+from matrix.judge.gate import NO_HISTORY, OK, REGRESSION, UNSTABLE, Measurement, Rules, judge, rank_test_greater
 
 RULES = Rules()
 

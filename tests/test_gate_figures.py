@@ -34,8 +34,9 @@ from pathlib import Path
 
 import pytest
 
-from matrix import gate, history
-from matrix.run import ensure_fixtures
+from matrix import history
+from matrix.envs.run import ensure_fixtures
+from matrix.judge import gate
 from tests.conftest import ROOT
 from tests.fault_models import write_faulty_model
 

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-from matrix.aggregate import aggregate
-from matrix.collect import collect
 from matrix.history import HISTORY_FILE, compare, fingerprint, load, record, summary
+from matrix.results.aggregate import aggregate
+from matrix.results.collect import collect
 from probes.status import Status
 from tests.conftest import ROOT, make_cell
 

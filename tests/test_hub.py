@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from matrix import hub
-from matrix.collect import collect
 from matrix.config import EnvSpec, ModelSpec, load
-from matrix.plan import runner_plan
-from matrix.run import HUB_FILE, install_env, probe_env, probe_env_vars
+from matrix.envs import hub
+from matrix.envs.plan import runner_plan
+from matrix.envs.run import HUB_FILE, install_env, probe_env, probe_env_vars
+from matrix.results.collect import collect
 from probes.record import CellResult, write_json_atomic
 from probes.status import Status
 from tests.conftest import ROOT, make_cell

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from matrix.__main__ import main
-from matrix.aggregate import aggregate
-from matrix.collect import MERGE_FILE, collect
-from matrix.page import page
-from matrix.plan import ENV_FACTS_FILE, PLAN_FILE
+from matrix.envs.plan import ENV_FACTS_FILE, PLAN_FILE
 from matrix.recommend import recommend
-from matrix.render import markdown, matrix_json, terminal
+from matrix.report.page import page
+from matrix.report.render import markdown, matrix_json, terminal
+from matrix.results.aggregate import aggregate
+from matrix.results.collect import MERGE_FILE, collect
 from probes.record import write_json_atomic
 from tests.conftest import TWO_ENVS_ONE_MODEL, make_cell
 from tests.test_render import WHEN

@@ -9,14 +9,16 @@ from typing import Any
 
 import pytest
 
-from matrix import confirm, newest, upgrade
-from matrix.aggregate import aggregate
-from matrix.collect import Run, collect_newest, newest_file
 from matrix.config import load
-from matrix.newest import PASS, Candidate, Question, Track, next_step
-from matrix.page import page
+from matrix.newest import blockers as upgrade
+from matrix.newest import confirm
+from matrix.newest import search as newest
+from matrix.newest.search import PASS, Candidate, Question, Track, next_step
 from matrix.recommend import recommend
-from matrix.render import markdown, pins, terminal
+from matrix.report.page import page
+from matrix.report.render import markdown, pins, terminal
+from matrix.results.aggregate import aggregate
+from matrix.results.collect import Run, collect_newest, newest_file
 from probes.record import write_json_atomic
 from probes.status import Status
 from tests.conftest import TWO_ENVS, make_cell

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from matrix import proc
-from matrix.run import ensure_fixtures
+from matrix.envs.run import ensure_fixtures
 from probes.record import CellResult
 from probes.status import Status
 from tests.conftest import ROOT

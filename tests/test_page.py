@@ -6,7 +6,7 @@ import json
 import re
 from html.parser import HTMLParser
 
-from matrix.page import page
+from matrix.report.page import page
 from tests.test_render import MACHINE, WHEN, sample
 
 HOSTILE = "bad | pipe <script>alert(1)</script>"

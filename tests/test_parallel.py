@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from matrix.config import ModelSpec
-from matrix.gpus import gpu_for_env, gpus_from_listing, visible_gpus
-from matrix.run import ensure_pypi_model
+from matrix.envs.gpus import gpu_for_env, gpus_from_listing, visible_gpus
+from matrix.envs.run import ensure_pypi_model
 from tests.conftest import ROOT, TWO_ENVS_ONE_MODEL
 
 LISTING = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0f3c2a8e-1111-2222-3333-444455556666)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from matrix.aggregate import aggregate
-from matrix.collect import Run
 from matrix.recommend import recommend
+from matrix.results.aggregate import aggregate
+from matrix.results.collect import Run
 from probes.status import Status
 from tests.conftest import make_cell
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import tabulate
 
-from matrix.aggregate import aggregate
 from matrix.bisect.probe import outcome_of
-from matrix.collect import Run
-from matrix.confirm import tracks_of
+from matrix.newest.confirm import tracks_of
 from matrix.recommend import recommend
-from matrix.render import markdown, matrix_json, pins, terminal, why_cells_fail, write_outputs
+from matrix.report.render import markdown, matrix_json, pins, terminal, why_cells_fail, write_outputs
+from matrix.results.aggregate import aggregate
+from matrix.results.collect import Run
 from probes.status import Status
 from tests.conftest import make_cell
 

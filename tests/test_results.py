@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from matrix.collect import CollectError, collect, newest_run
-from matrix.plan import ENV_FACTS_FILE
+from matrix.envs.plan import ENV_FACTS_FILE
+from matrix.results.collect import CollectError, collect, newest_run
 from probes.record import CellResult, write_json_atomic
 from probes.status import Status
 from tests.conftest import make_cell

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from matrix import proc
-from matrix.run import ensure_fixtures
+from matrix.envs.run import ensure_fixtures
 from probes import fixtures
 from probes.shims import SHIM_NAMES, SHIMS
 from tests.conftest import ROOT
@@ -175,7 +175,7 @@ def test_tokenizer_fixture_is_chatglm_legacy_plus_its_hashed_tokenizer_code():
 def _build_env(tmp_path_factory, name: str, transformers: str) -> Path:
     """A uv env the way conftest's `tf440_python` builds one (seconds from a warm uv cache)."""
     from matrix.config import EnvSpec
-    from matrix.run import install_env
+    from matrix.envs.run import install_env
 
     venv = tmp_path_factory.mktemp("envs") / name
     created = proc.run(["uv", "venv", "--quiet", "--python", sys.executable, venv])

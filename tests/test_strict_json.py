@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from matrix import history
-from matrix.aggregate import Run, aggregate
-from matrix.page import page
 from matrix.recommend import recommend
-from matrix.render import matrix_json
+from matrix.report.page import page
+from matrix.report.render import matrix_json
+from matrix.results.aggregate import Run, aggregate
 from probes.record import (
     CellResult,
     decode_non_finite,

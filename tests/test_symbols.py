@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from matrix.diagnosis import api_index
-from matrix.diagnosis.api_index import INDEX_FORMAT
-from matrix.diagnosis.api_lookup import Release
 from matrix.diagnosis.failure import Symbol, parse_message, read_failure
-from matrix.diagnosis.sources import SourceShelf, release_source
-from matrix.diagnosis.symbols import symbol_history
+from matrix.diagnosis.symbols import api_index
+from matrix.diagnosis.symbols.api_index import INDEX_FORMAT
+from matrix.diagnosis.symbols.api_lookup import Release
+from matrix.diagnosis.symbols.history import symbol_history
+from matrix.diagnosis.symbols.sources import SourceShelf, release_source
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("MATRIX_CACHE", ROOT / ".cache"))

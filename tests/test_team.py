@@ -20,8 +20,8 @@ import sys
 
 import pytest
 
-from matrix.compare import SAME, difference, over_budget
 from matrix.diagnosis.failure import read_failure
+from matrix.judge.drift import SAME, difference, over_budget
 from tests.conftest import ROOT, make_cell
 
 TEAM = ROOT / "examples" / "team"

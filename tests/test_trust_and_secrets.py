@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from matrix import proc
-from matrix.aggregate import UNPINNED_MARK, aggregate
-from matrix.collect import Run
-from matrix.page import page
+from matrix.envs.run import ensure_fixtures
 from matrix.recommend import recommend
-from matrix.render import markdown, terminal
-from matrix.run import ensure_fixtures
+from matrix.report.page import page
+from matrix.report.render import markdown, terminal
+from matrix.results.aggregate import UNPINNED_MARK, aggregate
+from matrix.results.collect import Run
 from probes.record import CellResult
 from probes.redact import MARK, redact
 from tests.conftest import ROOT, make_cell, nox_list

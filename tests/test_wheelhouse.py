@@ -15,7 +15,7 @@ import pytest
 
 from matrix import proc
 from matrix.config import ConfigError, EnvSpec, load
-from matrix.run import install_env, wheelhouse_env
+from matrix.envs.run import install_env, wheelhouse_env
 
 pytestmark = pytest.mark.e2e
 

@@ -20,8 +20,8 @@ from packaging.version import Version
 
 from matrix.bisect import PASS, Prober, bisect, outcome_of, search_windows
 from matrix.bisect.cache import Facts, folder_fingerprint
-from matrix.collect import bisect_file, collect_bisects
 from matrix.config import EnvSpec, load
+from matrix.results.collect import bisect_file, collect_bisects
 from probes.status import Status
 from tests.conftest import TWO_ENVS, make_cell
 

@@ -13,7 +13,7 @@ from matrix.bisect.cli import main
 from matrix.bisect.driver import BisectError, bisect, pick_endpoints, probe_limit
 from matrix.bisect.probe import Prober, outcome_of
 from matrix.bisect.report import suggested_bound
-from matrix.bisect.search import PASS, BisectResult, Search, first_bad, search_windows
+from matrix.first_bad import PASS, BisectResult, Search, first_bad, search_windows
 
 __all__ = [
     "PASS",

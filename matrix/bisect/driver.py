@@ -24,11 +24,11 @@ from packaging.version import InvalidVersion, Version
 from matrix.bisect import report as out
 from matrix.bisect.cache import probe_code_version
 from matrix.bisect.probe import Prober, error_of, outcome_of
-from matrix.bisect.search import PASS, Outcome, Search, search_windows
-from matrix.collect import bisect_file
 from matrix.config import LATEST, Config, EnvSpec
-from matrix.plan import variants
+from matrix.envs.plan import variants
+from matrix.first_bad import PASS, Outcome, Search, search_windows
 from matrix.releases import between, cached_releases, index_url
+from matrix.results.collect import bisect_file
 from probes.record import CellResult, cell_stem, write_json_atomic
 
 BISECT_SCHEMA = 2
@@ -280,8 +280,8 @@ def _print_summary(model: str, report: dict[str, Any], path: Path) -> None:
 
 def _run_cells(results: Path, run_dir: Path | None, model: str) -> tuple[Cells, Path]:
     """The model's cells in each env of the run (default: the newest), by variant."""
-    from matrix.aggregate import aggregate
-    from matrix.collect import CollectError, collect, newest_run
+    from matrix.results.aggregate import aggregate
+    from matrix.results.collect import CollectError, collect, newest_run
 
     try:
         folder = run_dir if run_dir is not None else newest_run(results)

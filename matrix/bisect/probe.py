@@ -23,11 +23,11 @@ from typing import Any
 
 from matrix import proc
 from matrix.bisect.cache import Facts, folder_fingerprint, probe_code_version, python_of
-from matrix.bisect.search import PASS, Outcome
 from matrix.config import Config, EnvSpec, ModelSpec
-from matrix.diagnosis.signature import signature as failure_signature
-from matrix.plan import PLAN_FILE, runner_plan
-from matrix.run import ensure_pypi_model, install_env, model_locations, probe_env_vars
+from matrix.envs.plan import PLAN_FILE, runner_plan
+from matrix.envs.run import ensure_pypi_model, install_env, model_locations, probe_env_vars
+from matrix.first_bad import PASS, Outcome
+from matrix.signature import signature as failure_signature
 from probes.record import CellResult, cell_stem, write_json_atomic
 from probes.status import Status
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from matrix.bisect.search import PASS, Search
+from matrix.first_bad import PASS, Search
 
 Details = Callable[[str], dict[str, Any]]  # release -> {"status", "error"} of what it said
 

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matrix.aggregate import Matrix
-from matrix.diagnosis import evidence, failure, frames, symbols, verdicts
+from matrix.diagnosis import evidence, failure, frames, verdicts
 from matrix.diagnosis.finding import Diagnosis
-from matrix.diagnosis.signature import UnknownGroup, group_unknown
-from matrix.diagnosis.sources import SourceShelf
+from matrix.diagnosis.symbols import history as symbols
+from matrix.diagnosis.symbols.sources import SourceShelf
 from matrix.diagnosis.table import KnownBreak, from_table, load_known_breaks
+from matrix.results.aggregate import Matrix
+from matrix.signature import UnknownGroup, group_unknown
 from probes.record import CellResult
 from probes.status import Status
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from matrix.aggregate import Matrix
-from matrix.diagnosis.signature import normalise, signature
-from matrix.plan import variant_words
+from matrix.envs.plan import variant_words
+from matrix.results.aggregate import Matrix
+from matrix.signature import normalise, signature
 from probes.record import CellResult
 from probes.status import Status
 

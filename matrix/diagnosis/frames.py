@@ -25,10 +25,10 @@ import difflib
 import textwrap
 from pathlib import PurePosixPath
 
-from matrix.diagnosis.api_lookup import Found, Release
 from matrix.diagnosis.failure import Failure, Frame
 from matrix.diagnosis.finding import Diagnosis
-from matrix.diagnosis.sources import SourceShelf
+from matrix.diagnosis.symbols.api_lookup import Found, Release
+from matrix.diagnosis.symbols.sources import SourceShelf
 
 MAX_DIFF_LINES = 12
 MAX_LINE = 160

@@ -14,8 +14,8 @@ Neither is a break in transformers' API, so neither belongs to symbol history:
 
 from __future__ import annotations
 
-from matrix.aggregate import Matrix
 from matrix.diagnosis.finding import Diagnosis
+from matrix.results.aggregate import Matrix
 from probes.record import CellResult
 
 NON_FINITE_ERROR = "NonFiniteOutputs"

@@ -22,8 +22,8 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from matrix import proc
-from matrix.diagnosis.api_lookup import Release
-from matrix.run import installer_env
+from matrix.diagnosis.symbols.api_lookup import Release
+from matrix.envs.run import installer_env
 from probes.record import place_folder
 
 log = logging.getLogger("matrix")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matrix.plan import ENV_FACTS_FILE, PLAN_FILE
+from matrix.envs.plan import ENV_FACTS_FILE, PLAN_FILE
 from probes.record import CellResult
 
 # Written at the top of a run folder made by `report --merge`: where each cell came from and

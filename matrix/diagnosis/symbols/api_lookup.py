@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from matrix.diagnosis.api_index import (
+from matrix.diagnosis.symbols.api_index import (
     INDEX_FORMAT,
     Doc,
     core_modules,

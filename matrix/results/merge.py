@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matrix.collect import MERGE_FILE, read_json
-from matrix.plan import ENV_FACTS_FILE, PLAN_FILE, new_run_id
+from matrix.envs.plan import ENV_FACTS_FILE, PLAN_FILE, new_run_id
+from matrix.results.collect import MERGE_FILE, read_json
 from probes.record import CellResult, write_json_atomic
 
 _OLDEST = datetime.datetime.min.replace(tzinfo=datetime.UTC)

@@ -12,8 +12,8 @@ from typing import Any
 
 from packaging.version import Version
 
-from matrix.newest import Track, Verdict, first_failing, newest_running, preferred, tracks_from, verdict
-from matrix.plan import variant_words
+from matrix.envs.plan import variant_words
+from matrix.newest.search import Track, Verdict, first_failing, newest_running, preferred, tracks_from, verdict
 
 
 def shim_words(choices: dict[str, str]) -> str:

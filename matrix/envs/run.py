@@ -15,9 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from matrix import hub, proc
+from matrix import proc
 from matrix.config import LATEST, Config, EnvSpec, ModelSpec
-from matrix.plan import ENV_FACTS_FILE, PLAN_FILE, cells, runner_plan
+from matrix.envs import hub
+from matrix.envs.plan import ENV_FACTS_FILE, PLAN_FILE, cells, runner_plan
 from matrix.releases import newest_release
 from probes.record import CellResult, machine_fingerprint, place_folder, write_json_atomic
 from probes.status import Status

@@ -14,11 +14,10 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from matrix import charts
-from matrix.aggregate import Matrix
 from matrix.diagnosis import UnknownGroup
 from matrix.recommend import Recommendation
-from matrix.render import (
+from matrix.report import charts
+from matrix.report.render import (
     BLOCKERS_HEADERS,
     blockers_rows,
     blockers_title,
@@ -29,6 +28,7 @@ from matrix.render import (
     loaded,
     machines_line,
 )
+from matrix.results.aggregate import Matrix
 from probes.record import CellResult, dumps_strict
 from probes.status import Status
 

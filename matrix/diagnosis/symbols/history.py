@@ -26,13 +26,13 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from matrix.bisect import search as bisect_search
-from matrix.diagnosis import symbol_explain
-from matrix.diagnosis.api_lookup import Found, Release
+from matrix import first_bad as bisect_search
 from matrix.diagnosis.failure import Failure, Symbol
 from matrix.diagnosis.finding import Diagnosis
 from matrix.diagnosis.frames import call_keywords
-from matrix.diagnosis.sources import SourceShelf
+from matrix.diagnosis.symbols import explain as symbol_explain
+from matrix.diagnosis.symbols.api_lookup import Found, Release
+from matrix.diagnosis.symbols.sources import SourceShelf
 
 # Where a model's own class most likely gets a member from, by how its name ends.
 _BASES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (

@@ -13,7 +13,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from matrix.collect import Run
+from matrix.results.collect import Run
 from probes.record import CellResult, cell_stem
 from probes.status import Status
 

@@ -18,11 +18,11 @@ import tabulate as tabulate_module
 from tabulate import tabulate
 
 from matrix import __version__
-from matrix.aggregate import Matrix
 from matrix.diagnosis import UnknownGroup
-from matrix.diagnosis.signature import normalise
+from matrix.newest.blockers import shim_words
 from matrix.recommend import Recommendation
-from matrix.upgrade import shim_words
+from matrix.results.aggregate import Matrix
+from matrix.signature import normalise
 from probes.record import CellResult, write_json_atomic
 from probes.status import Status
 

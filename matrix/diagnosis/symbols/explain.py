@@ -14,12 +14,12 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from matrix.diagnosis.api_lookup import Found, Release
 from matrix.diagnosis.failure import Failure
 from matrix.diagnosis.finding import Diagnosis
+from matrix.diagnosis.symbols.api_lookup import Found, Release
 
 if TYPE_CHECKING:
-    from matrix.diagnosis.symbols import Edge, Question
+    from matrix.diagnosis.symbols.history import Edge, Question
 
 # A new member counts as the old one renamed only when its body is this close to the old one's.
 RENAME_SIMILARITY = 0.85

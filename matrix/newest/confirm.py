@@ -27,15 +27,16 @@ from typing import Any
 
 from packaging.version import Version
 
-from matrix import newest, upgrade
-from matrix.aggregate import Matrix, aggregate
 from matrix.bisect.probe import Prober, error_of, outcome_of
-from matrix.bisect.search import first_bad
-from matrix.collect import collect, collect_bisects, newest_file
-from matrix.compare import SAME, degenerate, difference, judge, references
 from matrix.config import Config, EnvSpec
+from matrix.envs.run import freeze
+from matrix.first_bad import first_bad
+from matrix.judge.drift import SAME, degenerate, difference, judge, references
+from matrix.newest import blockers as upgrade
+from matrix.newest import search as newest
 from matrix.recommend import serves
-from matrix.run import freeze
+from matrix.results.aggregate import Matrix, aggregate
+from matrix.results.collect import collect, collect_bisects, newest_file
 from probes.record import CellResult, cell_stem, write_json_atomic
 
 

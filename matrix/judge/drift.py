@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from matrix.aggregate import Matrix
+from matrix.results.aggregate import Matrix
 from probes.record import CellResult
 from probes.status import Status
 
