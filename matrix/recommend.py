@@ -68,8 +68,36 @@ class Recommendation:
         answer = (self.newest or {}).get("as_is") or (self.newest or {}).get("with_shims")
         return str(answer["release"]) if answer else None
 
+    def pin(self) -> dict[str, Any] | None:
+        """The one answer a script reads: the transformers version to pin and its evidence.
+
+        The release search's confirmed release when it made one (every model probed on it),
+        else the version of the one env that runs every model; None when no single version
+        does (then `route` says which env serves which model)."""
+        release = self.pinned_release
+        if release is not None:
+            answer = (self.newest or {}).get("as_is") or (self.newest or {}).get("with_shims") or {}
+            shims = {m: s for m, s in (answer.get("choices") or {}).items() if s}
+            return {"transformers": release, "evidence": f"release search: {answer.get('env')}", "shims": shims}
+        if self.kind == "single" and self.best:
+            (env,) = self.best.envs
+            version = next((e.get("transformers") for e in self.per_env if e.get("env") == env), None)
+            shims = {c.model: c.shim for c in self.best.choices if c.shim}
+            return {"transformers": version, "evidence": f"env {env}", "shims": shims}
+        return None
+
+    def route(self) -> list[dict[str, Any]]:
+        """Which env serves which models, when no single version runs them all."""
+        if self.kind != "split" or not self.best:
+            return []
+        return [
+            {"env": env, "models": sorted(c.model for c in self.best.models_of(env))} for env in self.best.envs
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "pin": self.pin(),
+            "route": self.route(),
             "kind": self.kind,
             "envs": list(self.best.envs) if self.best else [],
             "choices": [asdict(choice) for choice in self.best.choices] if self.best else [],

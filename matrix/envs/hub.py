@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import probes
 from matrix import proc
 from matrix.config import ModelSpec
 from probes.hub_client import PREFIX as CLIENT_PREFIX
 from probes.status import Status
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_CACHE_DIR = "~/.cache/huggingface/hub"
 TIMEOUT_S = 3.0
@@ -197,7 +197,7 @@ def _ask(python: Path | str, models: list[ModelSpec], endpoint: str, token: str 
     }
     # No telemetry: huggingface_hub 2.x would otherwise fetch `/api/agent-harnesses` (up to 3 s)
     # before the first question, to name an AI agent in its user agent.
-    extra = {"PYTHONPATH": str(PROJECT_ROOT), "HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_TELEMETRY": "1"}
+    extra = {"PYTHONPATH": probes.import_root(), "HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_TELEMETRY": "1"}
     if token is not None:
         extra["HF_TOKEN"] = token
     limit = CLIENT_START_S + len(models) * (2 * timeout + SEARCH_ALLOWANCE_S)

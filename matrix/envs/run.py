@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import probes
 from matrix import proc
 from matrix.config import LATEST, Config, EnvSpec, ModelSpec
 from matrix.envs import hub
@@ -23,7 +24,6 @@ from matrix.releases import newest_release
 from probes.record import CellResult, machine_fingerprint, place_folder, write_json_atomic
 from probes.status import Status
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTALL_TIMEOUT_S = 1800
 LATEST_LOOKUP_TIMEOUT_S = 10.0
 ENV_MARKER = "transformers-matrix-env.json"
@@ -132,7 +132,7 @@ def _newest_transformers() -> str | None:
     """The newest transformers release on the index, or None offline (a wheelhouse, no index)."""
     if any(os.environ.get(key, "").strip() not in ("", "0", "false") for key in ("UV_OFFLINE", "UV_NO_INDEX")):
         return None
-    cache = Path(os.environ.get("MATRIX_CACHE", PROJECT_ROOT / ".cache"))
+    cache = Path(os.environ.get("MATRIX_CACHE", Path.home() / ".cache" / "transformers-matrix"))
     newest = newest_release("transformers", cache, timeout=LATEST_LOOKUP_TIMEOUT_S)
     return str(newest) if newest is not None else None
 
@@ -317,4 +317,4 @@ def write_missing_as_crashed(config: Config, env: str, run_dir: Path) -> None:
 
 
 def _pythonpath() -> dict[str, str]:
-    return {"PYTHONPATH": str(PROJECT_ROOT)}
+    return {"PYTHONPATH": probes.import_root()}

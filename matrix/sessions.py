@@ -1,0 +1,216 @@
+"""The compatibility matrix as nox sessions: importing this module registers them.
+
+`nox -s matrix` runs one `probe(env=...)` session per env of the config (./matrix.toml of
+the folder nox was started from, or the file MATRIX_CONFIG names, relative to that folder),
+then collects every cell into results/ beside the config. The sessions *are* the config's
+envs: nox reads the config when it loads the noxfile. A team's own noxfile is two lines
+(`transformers-matrix init` writes it): a PEP 723 block that names this package, and
+`from matrix import sessions`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import nox
+
+from matrix import config as matrix_config
+from matrix.envs.gpus import gpu_for_env, visible_gpus
+from matrix.envs.plan import new_run_id
+from matrix.envs.run import probe_env, wheelhouse_env
+from probes.record import SAFE_PART
+
+
+def invoked_from() -> Path:
+    """The folder the user started nox in. nox changes into the noxfile's folder before it
+    loads it, so the current folder is the noxfile's; nox keeps the original as
+    `invoked_from` on the config it is loading us with (a `-j` child gets it forwarded),
+    which is read from the loader's frame. Without nox above us, the current folder."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        config = frame.f_locals.get("global_config")
+        if config is not None and isinstance(getattr(config, "invoked_from", None), str):
+            return Path(config.invoked_from)
+        frame = frame.f_back
+    return Path.cwd()
+
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["matrix"]
+
+HERE = invoked_from()
+CONFIG_PATH = HERE / os.environ.get("MATRIX_CONFIG", "matrix.toml")  # an absolute MATRIX_CONFIG stays as it is
+if not CONFIG_PATH.is_file():
+    print(
+        f"error: {CONFIG_PATH}: no matrix config here; write one with `transformers-matrix init`"
+        " or name one with MATRIX_CONFIG=path/to/matrix.toml",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+try:
+    CONFIG = matrix_config.load(CONFIG_PATH)
+except matrix_config.ConfigError as error:
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
+for warning in CONFIG.warnings():
+    print(f"warning: {warning}", file=sys.stderr)
+if CONFIG.settings.wheelhouse:  # air-gapped: nox's own venvs and installs come from it too
+    os.environ.update(wheelhouse_env(Path(CONFIG.settings.wheelhouse)))
+
+# One run id for every session of this nox invocation; MATRIX_RUN_ID names a run folder
+# to write into (or to resume). `nox -j N` runs each session in a child nox that loads this
+# file again and inherits our environment: the id we generate is exported, marked as ours,
+# so the children write to the same folder and still know the user gave no id.
+_GENERATED = "MATRIX_RUN_ID_GENERATED"
+RUN_ID_GIVEN = "MATRIX_RUN_ID" in os.environ and os.environ["MATRIX_RUN_ID"] != os.environ.get(_GENERATED)
+if "MATRIX_RUN_ID" not in os.environ:
+    os.environ["MATRIX_RUN_ID"] = os.environ[_GENERATED] = new_run_id()
+RUN_ID = os.environ["MATRIX_RUN_ID"]
+if not SAFE_PART.match(RUN_ID):  # it names a folder under results/runs: no separators, no leading dot
+    print(f"error: MATRIX_RUN_ID {RUN_ID!r} is not a folder name (letters, digits, '.', '_', '-')", file=sys.stderr)
+    sys.exit(2)
+# Each config publishes beside itself (its own results/ and history), so running another
+# config never touches the default's published results.
+RESULTS = HERE / os.environ.get("MATRIX_RESULTS", CONFIG_PATH.resolve().parent / "results")
+# Caches live with the config's repository (uv envs of the bisect, release sources, facts).
+CACHE = HERE / os.environ.get("MATRIX_CACHE", CONFIG_PATH.resolve().parent / ".cache")
+os.environ["MATRIX_CACHE"] = str(CACHE)
+RESUME = "--resume"
+# The report runs in a small venv of its own (tabulate, packaging) that imports this package
+# from where it is: the checkout, or the site-packages it was installed into.
+PACKAGE_HOME = str(Path(__file__).resolve().parent.parent)
+_run_dirs: list[Path] = []
+
+
+def run_dir(session: nox.Session) -> Path:
+    """This invocation's run folder: MATRIX_RUN_ID's when given, else a new one, or with
+    `-- --resume` the newest existing one; finished cells are kept when resuming. Every
+    session of one nox run gets the same folder, with `-j` too (each child decides alike:
+    the same exported id, and resuming never creates a folder that could become newest)."""
+    if not _run_dirs:
+        runs = sorted(p for p in (RESULTS / "runs").glob("*") if p.is_dir())
+        resume_newest = RESUME in session.posargs and runs and not RUN_ID_GIVEN
+        _run_dirs.append(runs[-1] if resume_newest else RESULTS / "runs" / RUN_ID)
+    return _run_dirs[0]
+
+
+@nox.session(venv_backend="uv", reuse_venv=True, allow_parallel=True)
+@nox.parametrize(
+    ("python", "env"),
+    [nox.param(env.python, env.name, id=f"env={env.name!r}") for env in CONFIG.envs],
+)
+def probe(session: nox.Session, env: str) -> None:
+    """Build one env with uv (pinned transformers/torch) and probe every model in it.
+
+    Safe side by side (`nox -j N`): each env has its own venv and env folder, the shared
+    fixture and pypi caches are built aside and renamed into place, and on a host with
+    several GPUs each env gets its own."""
+    python = Path(session.virtualenv.location) / "bin" / "python"
+    gpu = gpu_for_env([e.name for e in CONFIG.envs].index(env), visible_gpus())
+    if gpu is not None:
+        session.log(f"env {env}: CUDA_VISIBLE_DEVICES={gpu}")
+    with visible_devices(gpu):
+        why_not = probe_env(CONFIG, env, python, run_dir(session), CACHE, resume=RESUME in session.posargs)
+    if why_not:
+        session.skip(f"{why_not}; its cells are recorded as env-failed")
+
+
+@contextlib.contextmanager
+def visible_devices(gpu: str | None) -> Iterator[None]:
+    """CUDA_VISIBLE_DEVICES for the env's runner while it probes (the runner inherits our
+    environment); restored after, since sequential sessions share this process."""
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
+
+
+@nox.session(venv_backend="uv", reuse_venv=True, requires=["probe"])
+def matrix(session: nox.Session) -> None:
+    """Probe every env, then render results/ (`-- --resume`: finish an interrupted run; `-- --merge DIR...`: add shards)
+
+    With --merge, this run and the shards (run folders from other machines) become one new run."""
+    if CONFIG.settings.auto_bisect:
+        bisect_breaks(session)
+    if CONFIG.settings.search_releases:
+        search_releases(session)
+    session.install("tabulate", "packaging")
+    session.run(
+        "python", "-m", "matrix", "report", str(run_dir(session)), "--results", str(RESULTS), "--cache", str(CACHE),
+        *(arg for arg in session.posargs if arg != RESUME),
+        env={"PYTHONPATH": PACKAGE_HOME},
+    )  # fmt: skip
+
+
+def bisect_breaks(session: nox.Session) -> None:
+    """`[settings] auto_bisect = true`: bisect every model that passes in one env and fails in a newer one.
+
+    Each report goes into this run's folder (`_bisect-<model>.json`), so the run's report
+    carries only its own bisects; every probe is a cached fact, so a warm rerun probes nothing."""
+    from matrix.bisect import BisectError, bisect
+    from matrix.releases import ReleasesError
+
+    for model in CONFIG.models:
+        try:
+            bisect(CONFIG, model.name, results=RESULTS, cache=CACHE, run_dir=run_dir(session))
+        except BisectError as why:
+            session.log(f"bisect {model.name}: nothing to bisect ({why})")
+        except ReleasesError as why:
+            session.warn(f"bisect {model.name}: the release list could not be read ({why})")
+
+
+def search_releases(session: nox.Session) -> None:
+    """`[settings] search_releases = true`: the newest release that runs every model, confirmed by a probe of each.
+
+    Writes `_newest.json` into this run's folder (the report leads with it); the probes are
+    the bisect's cached facts, so a warm rerun probes nothing."""
+    from matrix.newest.confirm import search_newest
+    from matrix.releases import ReleasesError, cached_releases
+    from matrix.results.collect import CollectError
+
+    try:
+        releases = cached_releases("transformers", CACHE)
+        search_newest(CONFIG, run_dir(session), results=RESULTS, cache=CACHE, releases=releases)
+    except ReleasesError as why:
+        session.warn(f"release search: the release list could not be read ({why})")
+    except CollectError as why:
+        session.warn(f"release search: {why}")
+
+
+@nox.session(venv_backend="uv")
+def report(session: nox.Session) -> None:
+    """Re-render results/ from the newest run (or `-- RUN_DIR`, or `-- --merge DIR...` of shards), without probing.
+
+    --merge first merges the shards (run folders from other machines) into one new run folder."""
+    session.install("tabulate", "packaging")
+    session.run(
+        "python", "-m", "matrix", "report", *session.posargs, "--results", str(RESULTS), "--cache", str(CACHE),
+        env={"PYTHONPATH": PACKAGE_HOME},
+    )  # fmt: skip
+
+
+@nox.session(venv_backend="none")
+def bisect(session: nox.Session) -> None:
+    """Find where transformers releases break a model (windows): `nox -s bisect -- <model> [--good X] [--bad Y]`.
+
+    Ends from the newest run: the report goes into that run's folder (`nox -s report` then
+    publishes it); ends given: into results/bisect/<model>.json."""
+    # No venv of its own: the driver needs only this Python and packaging (which nox brings);
+    # the throw-away envs it probes are built with uv under MATRIX_CACHE/bisect.
+    from matrix.bisect import main as bisect_main
+
+    code = bisect_main(session.posargs, config=CONFIG, results=RESULTS, cache=CACHE)
+    if code:
+        raise SystemExit(code)  # nox itself then exits 2 (usage) or 1, after the one-line error

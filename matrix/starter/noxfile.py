@@ -1,0 +1,7 @@
+# /// script
+# dependencies = ["transformers-matrix==@VERSION@"]
+# ///
+"""Our compatibility matrix: `nox -s matrix` probes every env of ./matrix.toml and publishes
+results/ beside it (`nox -l` lists the sessions; nox installs the tool from the block above)."""
+
+from matrix.sessions import *  # noqa: F403  (registers matrix, probe, report, bisect)
