@@ -21,6 +21,7 @@ from matrix.diagnosis import KnownBreak, Sources, diagnose, load_known_breaks
 from matrix.judge.drift import judge
 from matrix.recommend import recommend
 from matrix.releases import ReleasesError, cached_releases
+from matrix.report.badge import badge_files
 from matrix.report.page import page
 from matrix.report.render import now_utc, terminal, write_outputs
 from matrix.results.aggregate import aggregate
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     since = comparison.lines()
     written = write_outputs(args.results, matrix, rec, generated_at, unknown, since)
     written += publish_bisects(args.results, run.run_id, bisects)
+    for name, text in badge_files(matrix, rec).items():
+        (args.results / name).write_text(text, encoding="utf-8")
+        written.append(args.results / name)
     index = args.results / "index.html"
     runs = history.load(args.results, [])  # with this run; a damaged line was warned about above
     index.write_text(page(matrix, rec, generated_at, unknown, since, runs, run.model_specs), encoding="utf-8")

@@ -90,9 +90,7 @@ class Recommendation:
         """Which env serves which models, when no single version runs them all."""
         if self.kind != "split" or not self.best:
             return []
-        return [
-            {"env": env, "models": sorted(c.model for c in self.best.models_of(env))} for env in self.best.envs
-        ]
+        return [{"env": env, "models": sorted(c.model for c in self.best.models_of(env))} for env in self.best.envs]
 
     def to_dict(self) -> dict[str, Any]:
         return {

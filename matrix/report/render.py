@@ -408,12 +408,14 @@ def _cell_json(cell: CellResult) -> dict[str, Any]:
 
 
 def pins(matrix: Matrix, rec: Recommendation) -> dict[str, str]:
-    """`results/pins/<env>.txt` text for each recommended env: exact versions for `uv pip install -r`."""
-    files: dict[str, str] = {}
+    """The pin file of the one answer, for `uv pip install -r`: the release the search confirmed
+    (`transformers-<release>.txt`) when it made one, else one file per recommended env
+    (`<env>.txt`: one env when it runs every model, the fewest envs otherwise)."""
     for key in ("as_is", "with_shims"):
         answer = (rec.newest or {}).get(key)
         if answer and answer.get("packages"):
-            files[f"transformers-{answer['release']}"] = _release_pins(matrix, rec, answer)
+            return {f"transformers-{answer['release']}": _release_pins(matrix, rec, answer)}
+    files: dict[str, str] = {}
     if rec.best is None:
         return files
     for name in rec.best.envs:
