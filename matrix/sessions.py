@@ -201,6 +201,37 @@ def report(session: nox.Session) -> None:
     )  # fmt: skip
 
 
+@nox.session(venv_backend="uv")
+def publish(session: nox.Session) -> None:
+    """Merge shards (`-- SHARD_DIR... [--fail-on-regression]`), bisect and search the release line, then render.
+
+    What `matrix` does after its probe sessions, for scheduled CI's merge job: the shards of
+    the probe jobs become one run, the bisect and the release search run on it (every probe a
+    cached fact, so with the facts cache restored a week without news probes nothing), and
+    the page leads with the same pin, windows and blockers as a local `nox -s matrix`."""
+    from matrix.results.merge import MergeError, merge
+
+    shards = [Path(arg) for arg in session.posargs if not arg.startswith("--")]
+    flags = [arg for arg in session.posargs if arg.startswith("--")]
+    if not shards:
+        session.error("give the shard folders: nox -s publish -- shards/")
+    try:
+        merged = merge(shards, RESULTS)
+    except MergeError as error:
+        session.error(str(error))
+    session.log(f"merged {len(shards)} shard folder(s) into {merged.name}")
+    _run_dirs[:] = [merged]
+    if CONFIG.settings.auto_bisect:
+        bisect_breaks(session)
+    if CONFIG.settings.search_releases:
+        search_releases(session)
+    session.install("tabulate", "packaging")
+    session.run(
+        "python", "-m", "matrix", "report", str(merged), "--results", str(RESULTS), "--cache", str(CACHE), *flags,
+        env={"PYTHONPATH": PACKAGE_HOME},
+    )  # fmt: skip
+
+
 @nox.session(venv_backend="none")
 def bisect(session: nox.Session) -> None:
     """Find where transformers releases break a model (windows): `nox -s bisect -- <model> [--good X] [--bad Y]`.
