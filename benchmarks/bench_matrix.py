@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from matrix.envs.plan import ENV_FACTS_FILE, PLAN_FILE  # noqa: E402
-from matrix.envs.run import installer_env  # noqa: E402
+from matrix.proc import installer_env  # noqa: E402
 from matrix.results.collect import collect, collect_bisects  # noqa: E402
 from probes.record import machine_fingerprint  # noqa: E402
 

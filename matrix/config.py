@@ -19,6 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from matrix import team_code
+from matrix.known_breaks import load_known_breaks
 from probes.record import SAFE_PART as SAFE_NAME
 from probes.shims import SHIM_NAMES
 
@@ -301,8 +302,6 @@ def _known_breaks(table: _Table) -> str | None:
     path = (base / given).resolve()
     if not path.is_file():
         raise table.error("known_breaks", f"file {given!r} does not exist (relative paths start at {base})")
-    from matrix.diagnosis.table import load_known_breaks
-
     try:
         load_known_breaks(path)
     except (ValueError, OSError) as error:

@@ -72,6 +72,21 @@ class Completed:
         return self.returncode == 0
 
 
+def installer_env() -> dict[str, str]:
+    """Let uv see the wheels this host's pip is told about (PIP_FIND_LINKS).
+
+    Machines that keep a CPU build of torch in a local folder point pip at it; uv does not
+    read pip's settings and would download a multi-GB CUDA build instead. UV_FIND_LINKS,
+    when set, wins.
+    """
+    extra = {}
+    if "UV_FIND_LINKS" not in os.environ and os.environ.get("PIP_FIND_LINKS"):
+        folders = [f for f in os.environ["PIP_FIND_LINKS"].split() if Path(f).is_dir()]
+        if folders:
+            extra["UV_FIND_LINKS"] = ",".join(folders)
+    return extra
+
+
 def scrubbed_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The calling environment reduced to what tools need, plus `extra`."""
     env = {key: value for key, value in os.environ.items() if key in _KEEP_EXACT or key.startswith(_KEEP_PREFIXES)}

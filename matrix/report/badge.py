@@ -12,8 +12,8 @@ from __future__ import annotations
 import html
 import json
 
-from matrix.recommend import Recommendation, serves
-from matrix.results.aggregate import Matrix
+from matrix.recommend import Recommendation
+from matrix.results.aggregate import Matrix, serves
 
 LABEL = "transformers"
 COLOURS = {"green": "#4c1", "red": "#e05d44", "grey": "#9f9f9f"}

@@ -14,7 +14,6 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from matrix.diagnosis import UnknownGroup
 from matrix.recommend import Recommendation
 from matrix.report import charts
 from matrix.report.render import (
@@ -29,6 +28,7 @@ from matrix.report.render import (
     machines_line,
 )
 from matrix.results.aggregate import Matrix
+from matrix.signature import UnknownGroup
 from probes.record import CellResult, dumps_strict
 from probes.status import Status
 

@@ -18,11 +18,10 @@ import tabulate as tabulate_module
 from tabulate import tabulate
 
 from matrix import __version__
-from matrix.diagnosis import UnknownGroup
 from matrix.newest.blockers import shim_words
 from matrix.recommend import Recommendation
 from matrix.results.aggregate import Matrix
-from matrix.signature import normalise
+from matrix.signature import UnknownGroup, normalise
 from probes.record import CellResult, write_json_atomic
 from probes.status import Status
 

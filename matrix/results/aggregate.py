@@ -122,6 +122,16 @@ class Matrix:
         return labelled
 
 
+def serves(cell: CellResult | None, require_budgets: bool = False, drift_blocks: bool = False) -> bool:
+    """Whether this cell counts as running its model (the recommendation's rule: it passes, is
+    within budget when budgets are required, and its outputs neither collapsed nor, with
+    `drift_blocks`, drift)."""
+    if cell is None or not cell.status.passed or (require_budgets and cell.over_budget):
+        return False
+    drift = cell.drift or {}
+    return not drift.get("degenerate") and not (drift_blocks and drift.get("differs"))
+
+
 def machine_key(fingerprint: dict[str, Any]) -> str:
     """Two cells ran on the same machine when their whole fingerprints agree."""
     return json.dumps(fingerprint, sort_keys=True, default=str)

@@ -25,12 +25,12 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from probes.record import write_json_atomic
 
 SCHEMA = 2
 # transformers/models/ holds one package per architecture (thousands of files); a failure
@@ -79,18 +79,9 @@ def load_module(package: Path, module: str, index_dir: Path) -> Doc | None:
             return doc if doc.get("file") else None
     path = module_file(package, module)
     doc = read_module(package, module, path) if path else {"schema": SCHEMA, "module": module, "file": None}
-    write_json_atomic(cached, doc)
+    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+        write_json_atomic(cached, doc)
     return doc if path else None
-
-
-def write_json_atomic(path: Path, doc: Any) -> None:
-    """Concurrent diagnoses may index the same module: each writes whole files, by rename."""
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(doc, stream, separators=(",", ":"))
-        os.replace(temporary, path)
 
 
 def read_module(package: Path, module: str, path: Path) -> Doc:

@@ -25,8 +25,8 @@ from matrix.diagnosis.symbols.api_index import (
     load_module,
     module_file,
     module_name,
-    write_json_atomic,
 )
+from probes.record import write_json_atomic
 
 _MAX_HOPS = 6
 
@@ -96,7 +96,8 @@ class Release:
                 self._core = list(json.loads(listing.read_text(encoding="utf-8")))
             if self._core is None:
                 self._core = core_modules(self.package)
-                write_json_atomic(listing, self._core)
+                with contextlib.suppress(OSError):
+                    write_json_atomic(listing, self._core)
         return self._core
 
     def siblings(self, module: str) -> list[str]:

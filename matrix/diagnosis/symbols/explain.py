@@ -12,19 +12,46 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
-from matrix.diagnosis.failure import Failure
+from matrix.diagnosis.failure import Failure, Symbol
 from matrix.diagnosis.finding import Diagnosis
 from matrix.diagnosis.symbols.api_lookup import Found, Release
-
-if TYPE_CHECKING:
-    from matrix.diagnosis.symbols.history import Edge, Question
 
 # A new member counts as the old one renamed only when its body is this close to the old one's.
 RENAME_SIMILARITY = 0.85
 _REPLACEMENT = re.compile(r"\b[Uu]se\s+`?([A-Za-z_][\w.]*(?:\(\))?)`?|\bfrom\s+`?(transformers(?:\.\w+)+)`?")
 _MOVED_NAMES_CHECKED = 20
+
+
+@dataclass(frozen=True)
+class Question:
+    """How to find one symbol in any release, and the fact about it that the failure hinges on.
+
+    `kind`: export (a module-level name), module, member (of a class), parameter (of a
+    function), caller (a transformers function that now passes a keyword). `model_owned`:
+    the message names the model's own class, so the transformers class it inherits from
+    was inferred; `cap`: the most confidence the way it was found allows.
+    """
+
+    kind: str
+    symbol: Symbol
+    label: str
+    locate: Callable[[Release], Found | None]
+    state: Callable[[Release], Hashable]
+    model_owned: bool = False
+    cap: str = "high"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """The break as the search left it: `exact` when the two releases are neighbours."""
+
+    last_good: str
+    first_bad: str
+    exact: bool
+    sources_read: int
 
 
 def explain(question: Question, failure: Failure, before: Release, after: Release, edge: Edge) -> Diagnosis | None:

@@ -32,6 +32,7 @@ from matrix.diagnosis.finding import Diagnosis
 from matrix.diagnosis.frames import call_keywords
 from matrix.diagnosis.symbols import explain as symbol_explain
 from matrix.diagnosis.symbols.api_lookup import Found, Release
+from matrix.diagnosis.symbols.explain import Edge, Question
 from matrix.diagnosis.symbols.sources import SourceShelf
 
 # Where a model's own class most likely gets a member from, by how its name ends.
@@ -48,25 +49,6 @@ _BUILTIN_TYPE_NAMES = {"NoneType", "function", "method", "builtin_function_or_me
 
 
 @dataclass(frozen=True)
-class Question:
-    """How to find one symbol in any release, and the fact about it that the failure hinges on.
-
-    `kind`: export (a module-level name), module, member (of a class), parameter (of a
-    function), caller (a transformers function that now passes a keyword). `model_owned`:
-    the message names the model's own class, so the transformers class it inherits from
-    was inferred; `cap`: the most confidence the way it was found allows.
-    """
-
-    kind: str
-    symbol: Symbol
-    label: str
-    locate: Callable[[Release], Found | None]
-    state: Callable[[Release], Hashable]
-    model_owned: bool = False
-    cap: str = "high"
-
-
-@dataclass(frozen=True)
 class Start:
     """The transformers class through which a message's `owner.name` is reached."""
 
@@ -74,16 +56,6 @@ class Start:
     cls: str
     model_owned: bool
     cap: str
-
-
-@dataclass(frozen=True)
-class Edge:
-    """The break as the search left it: `exact` when the two releases are neighbours."""
-
-    last_good: str
-    first_bad: str
-    exact: bool
-    sources_read: int
 
 
 def symbol_history(

@@ -23,7 +23,6 @@ from packaging.version import InvalidVersion, Version
 
 from matrix import proc
 from matrix.diagnosis.symbols.api_lookup import Release
-from matrix.envs.run import installer_env
 from probes.record import place_folder
 
 log = logging.getLogger("matrix")
@@ -111,7 +110,7 @@ def _fetch(version: str, shelf: Path) -> str:
     def unpack(staging: Path) -> None:
         done = proc.run(
             ["uv", "pip", "install", "--quiet", "--no-deps", "--target", staging, f"transformers=={version}"],
-            env=installer_env(),
+            env=proc.installer_env(),
             timeout=FETCH_TIMEOUT_S,
         )
         if not done.ok:
