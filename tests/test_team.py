@@ -24,6 +24,9 @@ from matrix.diagnosis.failure import read_failure
 from matrix.judge.drift import SAME, difference, over_budget
 from tests.conftest import ROOT, make_cell
 
+# Builds real envs and runs a whole `nox -s matrix`: minutes, not the inner loop.
+pytestmark = pytest.mark.e2e
+
 TEAM = ROOT / "examples" / "team"
 
 CONFIG_KEYS = '''"""What the model's config writes out: keys come and go with releases."""
@@ -269,6 +272,7 @@ print(json.dumps({"outputs": cell.fingerprint["probes"]["outputs"], "metrics": c
 
 OUTPUTS_SCRIPT = """
 import numpy
+
 
 
 def probe(model, tokenizer, ctx):
