@@ -36,7 +36,7 @@ LOAD_KWARGS_ELSEWHERE = {
     "trust_remote_code": "the model's `trust_remote_code` key",
     "revision": "the model's `revision` key",
     "pretrained_model_name_or_path": "the model's source key",
-    "output_loading_info": "the probe (it records the loading info)",
+    "output_loading_info": "the probe (it reads the loading info itself: this would make the call return a tuple)",
 }
 DTYPE_KWARGS = ("dtype", "torch_dtype")
 # A metric budget on what a probe script reports: "<probe>.<metric>" = ">= 0.9" or "<= 2.5".
