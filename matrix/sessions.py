@@ -5,7 +5,7 @@ the folder nox was started from, or the file MATRIX_CONFIG names, relative to th
 then collects every cell into results/ beside the config. The sessions *are* the config's
 envs: nox reads the config when it loads the noxfile. A team's own noxfile is two lines
 (`transformers-matrix init` writes it): a PEP 723 block that names this package, and
-`from matrix import sessions`.
+`from matrix.sessions import *`.
 """
 
 from __future__ import annotations
