@@ -29,8 +29,6 @@ from matrix.results.collect import CollectError, collect, collect_bisects, colle
 from matrix.results.merge import MergeError, merge
 from probes.record import write_json_atomic
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m matrix", description="Render the compatibility matrix.")
@@ -54,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument(
         "--cache",
         type=Path,
-        default=Path(os.environ.get("MATRIX_CACHE", PROJECT_ROOT / ".cache")),
+        default=Path(os.environ.get("MATRIX_CACHE", ".cache")),
         help="where release sources read for diagnoses are kept (default: MATRIX_CACHE or .cache)",
     )
     args = parser.parse_args(argv)
