@@ -142,16 +142,7 @@ def matrix(session: nox.Session) -> None:
     """Probe every env, then render results/ (`-- --resume`: finish an interrupted run; `-- --merge DIR...`: add shards)
 
     With --merge, this run and the shards (run folders from other machines) become one new run."""
-    if CONFIG.settings.auto_bisect:
-        bisect_breaks(session)
-    if CONFIG.settings.search_releases:
-        search_releases(session)
-    session.install("tabulate", "packaging")
-    session.run(
-        "python", "-m", "matrix", "report", str(run_dir(session)), "--results", str(RESULTS), "--cache", str(CACHE),
-        *(arg for arg in session.posargs if arg != RESUME),
-        env={"PYTHONPATH": PACKAGE_HOME},
-    )  # fmt: skip
+    bisect_search_and_report(session, run_dir(session), [arg for arg in session.posargs if arg != RESUME])
 
 
 def bisect_breaks(session: nox.Session) -> None:
@@ -221,13 +212,18 @@ def publish(session: nox.Session) -> None:
         session.error(str(error))
     session.log(f"merged {len(shards)} shard folder(s) into {merged.name}")
     _run_dirs[:] = [merged]
+    bisect_search_and_report(session, merged, flags)
+
+
+def bisect_search_and_report(session: nox.Session, run: Path, report_args: list[str]) -> None:
+    """What follows the probes of a run (local or merged): bisect, search the release line, render."""
     if CONFIG.settings.auto_bisect:
         bisect_breaks(session)
     if CONFIG.settings.search_releases:
         search_releases(session)
     session.install("tabulate", "packaging")
     session.run(
-        "python", "-m", "matrix", "report", str(merged), "--results", str(RESULTS), "--cache", str(CACHE), *flags,
+        "python", "-m", "matrix", "report", str(run), "--results", str(RESULTS), "--cache", str(CACHE), *report_args,
         env={"PYTHONPATH": PACKAGE_HOME},
     )  # fmt: skip
 
