@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import traceback
 from collections import Counter
-from typing import Any, Dict, NamedTuple
+from typing import Any
 
-from probes import device, tasks, team, texts
+from probes import device, memory, tasks, team, texts
+from probes.loading import loading_info
 from probes.observe import CellFailure, NonFiniteOutputs, Observations, host_facts
 from probes.status import Status
 
@@ -54,7 +55,7 @@ class Cell(Observations):
 
     def run(self) -> dict[str, Any]:
         """Run every phase; return the partial result the parent completes."""
-        rss_start = _reset_peak_rss()
+        rss_start = memory.reset_peak_rss()
         try:
             self._run_phases()
         except device.NoGPU as exc:
@@ -74,10 +75,10 @@ class Cell(Observations):
         reason = f"passes with shim {variant}" if variant else ""
         return self._result(status, reason, rss_start)
 
-    def _result(self, status: Status, reason: str, rss_start: MemoryStart, **extra: Any) -> dict[str, Any]:
-        peak_kb = _proc_status_kb("VmHWM")
+    def _result(self, status: Status, reason: str, rss_start: memory.MemoryStart, **extra: Any) -> dict[str, Any]:
+        peak_kb = memory.proc_status_kb("VmHWM")
         self.metrics["peak_rss_increase_mb"] = round((peak_kb - rss_start.rss_kb) / 1024, 1)
-        remapped_kb = _remapped_kb(rss_start.mapped_kb, _file_mappings_kb())
+        remapped_kb = memory.remapped_kb(rss_start.mapped_kb, memory.file_mappings_kb())
         self.metrics["model_peak_mb"] = round(max(0, peak_kb - rss_start.rss_kb - remapped_kb) / 1024, 1)
         self.facts["host"] = host_facts()
         self._cuda_metrics()
@@ -134,7 +135,7 @@ class Cell(Observations):
             self.facts.update(_placement(model))
             if "device_map" in load_kwargs:  # accelerate placed it: the inputs follow the model
                 self.device = "cuda" if self.facts["model_device"].startswith("cuda") else "cpu"
-        info = _loading_info(model, location)
+        info = loading_info(model, location)
         if info:
             self.facts["loading_info"] = info
         for shim in shims:
@@ -248,84 +249,6 @@ def _load_kwargs(spec: dict[str, Any], dtype: Any, version: str, torch: Any) -> 
     return kwargs
 
 
-def _loading_info(model: Any, location: str) -> dict[str, list[str]]:
-    """`missing_keys` and `unexpected_keys` (sorted, the first 20 of each, only non-empty ones),
-    read without touching the load: the loaded model's state_dict names against the names in
-    the checkpoint files of the model folder (safetensors headers, or a sharded checkpoint's
-    index). Transformers' own rules are followed where they are plain: the base model prefix
-    added or removed, tied weights, the class's `_keys_to_ignore_on_load_*` patterns. Empty
-    when the checkpoint's names cannot be read (a single `.bin` file): it is a fact, never a
-    reason for the load to fail."""
-    try:
-        saved = _checkpoint_keys(location)
-        if not saved:
-            return {}
-        return _compare_keys(model, saved)
-    except Exception:  # noqa: BLE001 - an odd checkpoint or model must not fail the load phase
-        return {}
-
-
-def _checkpoint_keys(location: str) -> set[str]:
-    """The tensor names the checkpoint in the folder `location` holds (empty when unknown)."""
-    import json
-    import os
-    import struct
-
-    if not os.path.isdir(location):
-        return set()
-    names = sorted(os.listdir(location))
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if index in names:
-            with open(os.path.join(location, index), encoding="utf-8") as handle:
-                return set((json.load(handle).get("weight_map") or {}).keys())
-    keys: set[str] = set()
-    for name in names:
-        if not name.endswith(".safetensors"):
-            continue
-        with open(os.path.join(location, name), "rb") as handle:
-            (size,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(size).decode("utf-8"))
-        keys.update(key for key in header if key != "__metadata__")
-    return keys
-
-
-def _compare_keys(model: Any, saved: set[str]) -> dict[str, list[str]]:
-    import re
-
-    state = model.state_dict()
-    expected = set(state)
-    prefix = getattr(model, "base_model_prefix", "") or ""
-    if prefix:
-        lead = prefix + "."
-        saved_has = any(key.startswith(lead) for key in saved)
-        model_has = any(key.startswith(lead) for key in expected)
-        if saved_has and not model_has:
-            saved = {key[len(lead) :] if key.startswith(lead) else key for key in saved}
-        elif model_has and not saved_has:
-            renamed = {key: key[len(lead) :] if key.startswith(lead) else key for key in expected}
-            state = {renamed[key]: value for key, value in state.items()}
-            expected = set(state)
-    # Tied weights share one tensor: a name is not missing when a name of its tensor was saved.
-    groups: dict[tuple[Any, ...], set[str]] = {}
-    for key, tensor in state.items():
-        pointer = tensor.data_ptr() if hasattr(tensor, "data_ptr") else 0
-        if pointer:
-            groups.setdefault((str(tensor.device), pointer, tuple(tensor.shape)), set()).add(key)
-    tied = {key: group for group in groups.values() if len(group) > 1 for key in group}
-    missing = {key for key in expected - saved if not (tied.get(key, set()) & saved)}
-    unexpected = saved - expected
-
-    def kept(keys: set[str], attribute: str) -> set[str]:
-        patterns = getattr(model, attribute, None) or []
-        return {key for key in keys if not any(re.search(pattern, key) for pattern in patterns)}
-
-    info = {
-        "missing_keys": kept(missing, "_keys_to_ignore_on_load_missing"),
-        "unexpected_keys": kept(unexpected, "_keys_to_ignore_on_load_unexpected"),
-    }
-    return {key: sorted(value)[:20] for key, value in info.items() if value}
-
-
 def _placement(model: Any) -> dict[str, Any]:
     """The dtype and device the loaded model's parameters actually got (every one found)."""
     dtypes = Counter(str(parameter.dtype).replace("torch.", "") for parameter in model.parameters())
@@ -361,82 +284,3 @@ def _version(text: str) -> tuple[int, ...]:
         digits = "".join(ch for ch in piece if ch.isdigit())
         parts.append(int(digits or 0))
     return tuple(parts)
-
-
-def _proc_status_kb(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class MemoryStart(NamedTuple):
-    """The cell's memory at its start: RSS, and the resident kB of each file mapping."""
-
-    rss_kb: int
-    mapped_kb: Dict[str, int]
-
-
-def _reset_peak_rss() -> MemoryStart:
-    """Note the file mappings' resident pages, reset this process's peak RSS (VmHWM), and
-    return the RSS now (kB).
-
-    Two metrics come of it. `peak_rss_increase_mb` (the budgets' metric) is the peak RSS
-    over the RSS at the start. `model_peak_mb` leaves out the pages of files the process
-    had mapped before the cell began (torch's and Python's shared libraries): fork does not
-    copy their page-table entries, so the child faults back in whatever library code it runs,
-    memory the parent already holds, and how much each fault maps depends on how the page
-    cache holds the library (large folios after a whole-file read or a fresh install).
-    Measured on one cell (codebert-tiny, transformers 4.50, 2 CPUs, one env): a peak RSS
-    increase of 32, 37-40, 52 and 148 MB with the page cache in different states, 30 to 140 MB
-    of it such library pages; `model_peak_mb` 5.3-5.7 MB across the first states (before the
-    heap trim below) and 7.0-7.8 MB with it across all. Files mapped during the cell
-    (safetensors weights) still count.
-
-    The heap is trimmed first: free memory the parent's allocator kept (a fresh env's first
-    run compiles its imports and leaves more) would otherwise be reused by the child without
-    counting, and move the figure by 3-6 MB between a fresh and a warm env."""
-    mapped = _file_mappings_kb()  # before the reset: reading smaps allocates a little
-    _trim_heap()
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
-            clear.write("5")
-    except OSError:
-        pass
-    return MemoryStart(_proc_status_kb("VmRSS"), mapped)
-
-
-def _trim_heap() -> None:
-    """Give the free memory the parent's allocator left in its heap back to the system."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _file_mappings_kb() -> Dict[str, int]:
-    """Resident kB of the file-backed mappings, per file (a mapping split by mprotect or a
-    second mapping of the same file adds to its file)."""
-    found: Dict[str, int] = {}
-    key = None
-    try:
-        with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
-            for line in smaps:
-                first = line.split(None, 1)[0] if line.strip() else ""
-                if not first.endswith(":"):  # a mapping's header: range perms offset dev inode [path]
-                    parts = line.split(None, 5)
-                    file_backed = len(parts) == 6 and parts[4] != "0"
-                    key = parts[5].strip() if file_backed else None
-                elif first == "Rss:" and key is not None:
-                    found[key] = found.get(key, 0) + int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return {}
-    return found
-
-
-def _remapped_kb(start: Dict[str, int], end: Dict[str, int]) -> int:
-    """kB of pages that came back into mappings the cell started with (not the cell's own)."""
-    return sum(max(0, kb - start[key]) for key, kb in end.items() if key in start)
