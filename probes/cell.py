@@ -16,7 +16,7 @@ import traceback
 from collections import Counter
 from typing import Any
 
-from probes import device, memory, tasks, team, texts
+from probes import device, memory, recorder, tasks, team, texts
 from probes.loading import loading_info
 from probes.observe import CellFailure, NonFiniteOutputs, Observations, host_facts
 from probes.status import Status
@@ -52,6 +52,7 @@ class Cell(Observations):
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__(spec)
         self.cuda_baseline = 0
+        self.recorder: recorder.Recorder | None = None
 
     def run(self) -> dict[str, Any]:
         """Run every phase; return the partial result the parent completes."""
@@ -81,6 +82,9 @@ class Cell(Observations):
         remapped_kb = memory.remapped_kb(rss_start.mapped_kb, memory.file_mappings_kb())
         self.metrics["model_peak_mb"] = round(max(0, peak_kb - rss_start.rss_kb - remapped_kb) / 1024, 1)
         self.facts["host"] = host_facts()
+        if self.recorder is not None:
+            self.recorder.stop()
+            self.facts["recorder"] = self.recorder.facts()
         self._cuda_metrics()
         return {
             "status": status.value,
@@ -124,6 +128,9 @@ class Cell(Observations):
         auto = transformers.AutoModelForCausalLM if spec["task"] == "causal-lm" else transformers.AutoModel
         load_kwargs = _load_kwargs(spec, dtype, transformers.__version__, torch)
         self.facts["load_kwargs"] = {key: str(value) for key, value in load_kwargs.items()}
+        if recorder.wanted(spec):  # a diagnosis probe: what the model's code sees (off otherwise)
+            self.recorder = recorder.Recorder(lambda: self.phase)
+            self.recorder.start(transformers)
         with self.timed("load"):
             # The documented call with the config's keywords and nothing added: a remote-code
             # class may override `from_pretrained` (and return only the model).
@@ -138,6 +145,9 @@ class Cell(Observations):
         info = loading_info(model, location)
         if info:
             self.facts["loading_info"] = info
+        if self.recorder is not None:
+            self.recorder.set_model(model)
+            self.recorder.record_state(model, location, torch)
         for shim in shims:
             if shim.stage == "model":
                 shim.apply(model, tokenizer)
