@@ -23,7 +23,8 @@ CASES = [
     ),
     pytest.param(
         ENV + 'transformerz = "4.40"\n' + MODEL,
-        "matrix.toml: [envs.a] transformerz: unknown key (known keys: transformers, torch, python, pins)",
+        "matrix.toml: [envs.a] transformerz: unknown key "
+        "(known keys: transformers, torch, python, pins, requirements, constraints)",
         id="unknown-env-key",
     ),
     pytest.param(
@@ -42,7 +43,7 @@ CASES = [
     ),
     pytest.param(
         '[envs.a]\ntorch = "==2.13.0"\n' + MODEL,
-        "matrix.toml: [envs.a] transformers: missing: give a version spec such as '4.40.*' or 'latest'",
+        "matrix.toml: [envs.a] transformers: missing: give a version spec such as '4.40.*', 'latest' or 'next'",
         id="missing-transformers",
     ),
     pytest.param(
@@ -53,7 +54,8 @@ CASES = [
     pytest.param(
         '[envs.a]\ntransformers = "4.x"\n' + MODEL,
         "matrix.toml: [envs.a] transformers: '4.x' is not a version spec "
-        "(use 'latest', '4.40.*', '==4.40.2' or '>=4.40,<4.42')",
+        "(use 'latest', 'next', '4.40.*', '==4.40.2', '==5.0.0rc1', '>=4.40,<4.42', 'path:<wheel or folder>' "
+        "or 'git+<url>')",
         id="bad-spec",
     ),
     pytest.param(

@@ -14,9 +14,9 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "config.md"
 # The heading of each table's section in docs/config.md, and the keys the loader accepts there
 # (the same tuples it names in its "unknown key (known keys: ...)" message).
 SECTIONS = {
-    "## [settings]": tuple(config.Settings().to_dict()),
-    "## [envs.<name>]": config._KNOWN["envs"],
-    "## [models.<name>]": config._KNOWN["models"],
+    "## [settings]": config.KNOWN_KEYS["settings"],
+    "## [envs.<name>]": config.KNOWN_KEYS["envs"],
+    "## [models.<name>]": config.KNOWN_KEYS["models"],
 }
 
 ROW = re.compile(r"^\| `([^`]+)` \|")
