@@ -5,8 +5,10 @@ simple JSON API (PEP 691) lists each version and its files with their yanked fla
 request, with the standard library only (the noxfile's Python has no `requests`).
 Parsing is a pure function so it is tested on a canned document, without the network.
 
-Only final releases count: a pre-release or dev build is not what anyone pins, and a
-post release only repackages its final release. A version is yanked when every one of its
+Only final releases count on the release line: a pre-release or dev build is not what
+anyone pins, and a post release only repackages its final release. An env may still ask
+for the upcoming release (`next`): the newest pre-release newer than the newest final,
+read from the same document (`parse_versions` keeps every kind, `upcoming` picks it). A version is yanked when every one of its
 files is yanked (the index yanks files, not versions); a yanked version is skipped, as an
 installer would skip it.
 """
@@ -56,6 +58,11 @@ def simple_url(package: str, index: str | None = None) -> str:
 
 def fetch_releases(package: str, index: str | None = None, timeout: float = TIMEOUT_S) -> list[Version]:
     """Final, non-yanked releases of `package`, oldest first (one request to the index)."""
+    return [version for version in fetch_versions(package, index, timeout) if is_final(version)]
+
+
+def fetch_versions(package: str, index: str | None = None, timeout: float = TIMEOUT_S) -> list[Version]:
+    """Every non-yanked version of `package` (pre-releases too), oldest first."""
     url = simple_url(package, index)
     request = urllib.request.Request(url, headers={"Accept": SIMPLE_JSON, "User-Agent": "transformers-matrix"})
     try:
@@ -69,27 +76,33 @@ def fetch_releases(package: str, index: str | None = None, timeout: float = TIME
     except ValueError:
         raise ReleasesError(f"{url} did not answer with the simple JSON API ({SIMPLE_JSON})") from None
     try:
-        return parse_releases(document)
+        return parse_versions(document)
     except ValueError as exc:
         raise ReleasesError(f"{url}: {exc}") from None
 
 
 def cached_releases(
-    package: str, cache: Path, max_age: float = LIST_MAX_AGE_S, index: str | None = None, timeout: float = TIMEOUT_S
+    package: str,
+    cache: Path,
+    max_age: float = LIST_MAX_AGE_S,
+    index: str | None = None,
+    timeout: float = TIMEOUT_S,
+    pre: bool = False,
 ) -> list[Version]:
     """`fetch_releases`, kept under `<cache>/releases/<name>.json` for `max_age` seconds.
 
     A warm rerun then asks the index nothing: the newest release changes a few times a
     month, and within the hour the list is reused it would rarely differ. The stored list
     names its index, so another index is asked afresh; ReleasesError as fetch_releases.
+    With `pre`, every version (pre-releases too), kept in a file of its own.
     """
     url = simple_url(package, index)
-    path = cache / "releases" / f"{canonicalize_name(package)}.json"
+    path = cache / "releases" / f"{canonicalize_name(package)}{'.all' if pre else ''}.json"
     with contextlib.suppress(OSError, ValueError, TypeError, InvalidVersion):
         stored = json.loads(path.read_text(encoding="utf-8"))
         if stored["url"] == url and 0 <= time.time() - float(stored["fetched_at"]) <= max_age:
             return [Version(v) for v in stored["versions"]]
-    releases = fetch_releases(package, index, timeout)
+    releases = (fetch_versions if pre else fetch_releases)(package, index, timeout)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -107,8 +120,22 @@ def newest_release(package: str, cache: Path, timeout: float = TIMEOUT_S) -> Ver
     return releases[-1] if releases else None
 
 
+def upcoming(versions: list[Version]) -> Version | None:
+    """The upcoming release: the newest pre-release (alpha, beta, rc; not a dev build) newer
+    than the newest final release, or None when there is none."""
+    finals = [v for v in versions if is_final(v)]
+    pres = [v for v in versions if v.pre is not None and not (v.is_devrelease or v.is_postrelease or v.local)]
+    newer = [v for v in pres if not finals or v > max(finals)]
+    return max(newer) if newer else None
+
+
 def parse_releases(document: dict[str, Any]) -> list[Version]:
-    """Final, non-yanked versions of a PEP 691 project document, sorted ascending.
+    """Final, non-yanked versions of a PEP 691 project document, sorted ascending."""
+    return [version for version in parse_versions(document) if is_final(version)]
+
+
+def parse_versions(document: dict[str, Any]) -> list[Version]:
+    """Every non-yanked version of a PEP 691 project document (any kind), sorted ascending.
 
     A version counts when at least one of its files is not yanked. The version of a file
     comes from its name (`<name>-<version>-...whl` or `<name>-<version>.tar.gz`); the
@@ -121,7 +148,7 @@ def parse_releases(document: dict[str, Any]) -> list[Version]:
     live: set[Version] = set()
     for file in document["files"]:
         version = _file_version(str(file.get("filename", "")), name)
-        if version is None or not is_final(version):
+        if version is None:
             continue
         if not file.get("yanked"):  # False, absent, or "" mean not yanked
             live.add(version)

@@ -17,13 +17,13 @@ and the host does not: `probes/hub_client.py` runs in the env's interpreter (one
 per run, 0.x and 1.x+ alike; starting it and importing the client costs about 0.2 s) and
 reports the hub's answers as the client's typed errors read them. Its token, endpoint,
 offline setting, cache folder and proxies are the ones the probes will meet. The verdicts
-are made here. The token (the client's: HF_TOKEN, else the saved login) is never printed,
-logged or stored; one given to `preflight` reaches the client as HF_TOKEN in its environment.
+are made from its answers in `hub_verdicts.py`. The token (the client's: HF_TOKEN, else
+the saved login) is never printed, logged or stored; one given to `preflight` reaches the
+client as HF_TOKEN in its environment.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -37,55 +37,47 @@ from urllib.parse import urlsplit
 import probes
 from matrix import proc
 from matrix.config import ModelSpec
+from matrix.envs.hub_verdicts import (
+    CELL_STATUS,
+    GATED,
+    INVALID,
+    NO_REVISION,
+    OFFLINE_CACHED,
+    OFFLINE_NOT_CACHED,
+    OK,
+    UNCHECKED,
+    Verdict,
+    cached_snapshot,
+    offline_verdict,
+    online_verdict,
+    ref,
+)
 from probes.hub_client import PREFIX as CLIENT_PREFIX
-from probes.status import Status
+
+__all__ = [
+    "CELL_STATUS",
+    "GATED",
+    "INVALID",
+    "NO_REVISION",
+    "OFFLINE_CACHED",
+    "OFFLINE_NOT_CACHED",
+    "OK",
+    "UNCHECKED",
+    "Preflight",
+    "Verdict",
+    "cached_snapshot",
+    "preflight",
+]
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_CACHE_DIR = "~/.cache/huggingface/hub"
 TIMEOUT_S = 3.0
-MAX_SUGGESTIONS = 3
 SEARCH_LIMIT = 100
-COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
 # The client's run is cut off after CLIENT_START_S plus, per model, two requests and a search
 # (list_models takes no timeout; huggingface_hub 2.x retries it on network errors, 429 and
 # 5xx, for about 23 s).
 CLIENT_START_S = 30.0
 SEARCH_ALLOWANCE_S = 30.0
-
-# Verdict kinds, and the status of the cells of a model with that verdict (None: probe it).
-OK = "ok"
-INVALID = "invalid-model"
-GATED = "gated"
-NO_REVISION = "revision-not-found"
-OFFLINE_CACHED = "offline-cached"
-OFFLINE_NOT_CACHED = "offline-not-cached"
-UNCHECKED = "unchecked"
-CELL_STATUS = {
-    OK: None,
-    INVALID: Status.INVALID_MODEL,
-    GATED: Status.UNAVAILABLE,
-    NO_REVISION: Status.INVALID_MODEL,
-    OFFLINE_CACHED: None,
-    OFFLINE_NOT_CACHED: Status.UNAVAILABLE,
-    UNCHECKED: None,
-}
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the preflight found out about one hub model."""
-
-    model: str
-    repo: str
-    revision: str | None
-    kind: str
-    reason: str
-    suggestions: tuple[str, ...] = ()
-
-    @property
-    def status(self) -> Status | None:
-        """The status its cells get without being probed; None when the probe should run."""
-        return CELL_STATUS[self.kind]
 
 
 @dataclass(frozen=True)
@@ -118,7 +110,7 @@ class Preflight:
             head = f"[hub] {self.endpoint} reachable ({self.seconds:.1f} s)"
         else:
             head = f"[hub] {self.endpoint} not reachable ({self.why_offline}): probes run with HF_HUB_OFFLINE=1"
-        rows = [f"[hub] {v.model} ({_ref(v.repo, v.revision)}): {v.kind}: {v.reason}" for v in self.verdicts]
+        rows = [f"[hub] {v.model} ({ref(v.repo, v.revision)}): {v.kind}: {v.reason}" for v in self.verdicts]
         return [head, *rows]
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,11 +156,11 @@ def preflight(
     why_offline = f"{settings['offline']} is set" if settings.get("offline") else answers.unreachable
     if why_offline:
         cache_dir = Path(settings.get("cache_dir") or DEFAULT_CACHE_DIR).expanduser()  # the client's
-        verdicts = [_offline_verdict(m, cache_dir) for m in hub_models]
+        verdicts = [offline_verdict(m, cache_dir) for m in hub_models]
     else:
         token_given = bool(settings.get("token_given"))
         verdicts = [
-            _online_verdict(m, answers.models.get(i), token_given, answers.trouble) for i, m in enumerate(hub_models)
+            online_verdict(m, answers.models.get(i), token_given, answers.trouble) for i, m in enumerate(hub_models)
         ]
     return Preflight(
         endpoint=endpoint,
@@ -230,76 +222,6 @@ def _ask(python: Path | str, models: list[ModelSpec], endpoint: str, token: str 
     return answers
 
 
-def cached_snapshot(repo: str, revision: str | None, cache_dir: Path) -> Path | None:
-    """The cached snapshot folder of `repo` at `revision` (default main), None when it is not there.
-
-    Cache layout: `models--<org>--<name>/refs/<branch or tag>` holds a commit id, and
-    `snapshots/<commit>/` the files. A revision that is a commit id needs no ref.
-    """
-    folder = cache_dir / f"models--{repo.replace('/', '--')}"
-    wanted = revision or "main"
-    if COMMIT_ID.match(wanted):
-        commit = wanted
-    else:
-        try:
-            commit = (folder / "refs" / wanted).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            return None
-    snapshot = folder / "snapshots" / commit
-    return snapshot if commit and snapshot.is_dir() else None
-
-
-def _offline_verdict(model: ModelSpec, cache_dir: Path) -> Verdict:
-    snapshot = cached_snapshot(model.source, model.revision, cache_dir)
-    if snapshot is not None:
-        return _verdict(model, OFFLINE_CACHED, f"offline; cached in {snapshot}")
-    reason = f"offline, not cached ({_ref(model.source, model.revision)} is not in the HF cache {cache_dir})"
-    return _verdict(model, OFFLINE_NOT_CACHED, reason)
-
-
-def _online_verdict(model: ModelSpec, answer: dict[str, Any] | None, token_given: bool, trouble: str) -> Verdict:
-    repo, revision = model.source, model.revision
-    if answer is None:
-        why = trouble or "it stopped before this model"
-        return _verdict(model, UNCHECKED, f"no answer from the hub client ({why}); the probe will try")
-    if "no_answer" in answer:
-        return _verdict(model, UNCHECKED, f"no answer from the hub ({answer['no_answer']}); the probe will try")
-    if "failed" in answer:
-        return _verdict(model, UNCHECKED, f"the hub client failed ({answer['failed']}); the probe will try")
-    status, error = answer.get("status"), answer.get("error", "")
-    if status == 200:
-        gated = bool(answer.get("gated"))
-        files = answer.get("files") or {}
-        if gated and "no_answer" in files:
-            return _verdict(model, UNCHECKED, f"no answer from the hub ({files['no_answer']}); the probe will try")
-        if gated and (files.get("error") == "GatedRepo" or files.get("status") in (401, 403)):
-            return _gated(model, token_given)
-        return _verdict(model, OK, "gated, and HF_TOKEN has access" if gated else "found")
-    if error == "RevisionNotFound":
-        return _verdict(model, NO_REVISION, f"no such revision ({revision!r} does not exist in {repo})")
-    if error == "GatedRepo":
-        return _gated(model, token_given)
-    if error == "InvalidId":
-        return _verdict(model, INVALID, f"not a valid hub id ({answer.get('message', '')})")
-    if error == "RepoNotFound" or status in (401, 404):
-        suggestions = _ranked(repo, answer.get("similar") or [])
-        reason = f"no such model id ({repo}"
-        reason += "; private repos need HF_TOKEN)" if not token_given else ")"
-        if suggestions:
-            reason += f"; similar ids: {', '.join(suggestions)}"
-        return _verdict(model, INVALID, reason, suggestions)
-    detail = f": {answer['message']}" if answer.get("message") else ""
-    return _verdict(model, UNCHECKED, f"the hub answered HTTP {status}{detail}; the probe will try")
-
-
-def _gated(model: ModelSpec, token_given: bool) -> Verdict:
-    if token_given:
-        why = f"HF_TOKEN has no access to {model.source}; ask for access on its hub page"
-    else:
-        why = f"{model.source} needs a token with access"
-    return _verdict(model, GATED, f"gated: set HF_TOKEN ({why})")
-
-
 def _search_queries(repo: str) -> list[str]:
     """What the hub's search is asked for ids like `repo`, in turn, until one finds some.
 
@@ -310,18 +232,3 @@ def _search_queries(repo: str) -> list[str]:
     while (shorter := re.sub(r"[-_.][^-_.]*$", "", queries[-1])) != queries[-1] and shorter:
         queries.append(shorter)
     return queries
-
-
-def _ranked(repo: str, found: Iterable[str]) -> tuple[str, ...]:
-    """Up to three of the ids the search found, most like `repo` first."""
-    ids = [str(i) for i in dict.fromkeys(found) if i and i != repo]
-    ranked = sorted(ids, key=lambda i: (-difflib.SequenceMatcher(None, repo.lower(), i.lower()).ratio(), i))
-    return tuple(ranked[:MAX_SUGGESTIONS])
-
-
-def _verdict(model: ModelSpec, kind: str, reason: str, suggestions: tuple[str, ...] = ()) -> Verdict:
-    return Verdict(model.name, model.source, model.revision, kind, reason, suggestions)
-
-
-def _ref(repo: str, revision: str | None) -> str:
-    return f"{repo}@{revision}" if revision else repo
