@@ -8,9 +8,10 @@ on its way out, in the writers of probes/record.py:
 
 - an absolute path becomes what it means on any machine: `site-packages/...` for the env's
   packages, `transformers_modules/...` for the HF modules folder (remote code),
-  `python3.11/...` for the standard library, relative to the config's folder, `<cache>/...`
-  below the cache, `~/...` below a home folder, `<tmp>/<name>` in a temporary folder, and
-  `<local>/<name>` for anything else that is not a system folder (/usr, /etc, /proc, ...);
+  `python3.11/...` for the standard library, relative to the config's folder,
+  `$MATRIX_CACHE/...` below the cache, `~/...` below a home folder, `$TMPDIR/<name>` in a
+  temporary folder, and `…/<name>` for anything else that is not a system folder (/usr,
+  /etc, /proc, ...): placeholders that read the same in JSON, Markdown and HTML;
 - a hostname becomes `host-<sha256[:8]>` (stable, so merged shards from several machines
   stay distinct and the same machine keeps its name from run to run), and a kernel string
   (`platform.platform()`) only its system and architecture, unless the config names a
@@ -23,6 +24,7 @@ Every rule is idempotent: publishing a published text again changes nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import re
@@ -33,10 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probes.record import dumps_strict, write_json_atomic, write_text_atomic
+
 # An absolute POSIX path: a '/' that starts a name (not '//' of a URL, not '</' of a tag, not
-# inside a relative path or a word), or the path of a file:// URL; it ends at a character a
-# traceback, log or JSON text puts after a path.
-ABSOLUTE_PATH = re.compile(r"(?:(?<=file://)|(?<![\w.~<>/\\+-]))/(?![/\s])[^\s\"'`<>|:;,()\[\]{}\\]*")
+# inside a relative path or a word), also right after a JSON escape (`\n/root/...` in the
+# page's embedded JSON), or the path of a file:// URL; it ends at a character a traceback,
+# log or JSON text puts after a path.
+ABSOLUTE_PATH = re.compile(
+    r"(?:(?<=file://)|(?<=\\[ntr])|(?<![\w.~<>/\\+\]…-]))/(?![/\s])(?:[^\s\"'`<>|:;,()\[\]{}\\]|\\[_*])*"
+)
+# Markdown escapes a cell's text (`\_`, `\*`) before the publication sees it.
+MD_ESCAPED = re.compile(r"\\([_*])")
 PACKAGES = re.compile(r"/(?:site|dist)-packages(?=/|$)")
 MODULES = "/transformers_modules/"
 STDLIB = re.compile(r"/lib/(python\d+\.\d+)(?=/|$)")
@@ -76,7 +85,12 @@ class Publication:
     temp: tuple[str, ...] = TEMP_FOLDERS
 
     def path(self, path: str) -> str:
-        """One absolute path, as it is published."""
+        """One absolute path, as it is published (escaped again when it came escaped)."""
+        if "\\" not in path:
+            return self._path(path)
+        return MD_ESCAPED.sub(r"\1", self._path(MD_ESCAPED.sub(r"\1", path))).replace("_", "\\_").replace("*", "\\*")
+
+    def _path(self, path: str) -> str:
         found = list(PACKAGES.finditer(path))
         if found:
             return "site-packages" + path[found[-1].end() :]
@@ -101,10 +115,10 @@ class Publication:
             return "~" + path[home.end() :]
         name = path.rstrip("/").rsplit("/", 1)[-1]
         if any(path == folder or path.startswith(folder + "/") for folder in self.temp):
-            return f"<tmp>/{name}"
+            return f"$TMPDIR/{name}"
         if any(path == folder or path.startswith(folder + "/") for folder in SYSTEM_FOLDERS):
             return path
-        return f"<local>/{name}"
+        return f"…/{name}"
 
     def text(self, text: str) -> str:
         """`text` with every path, hostname and kernel string rewritten."""
@@ -149,13 +163,13 @@ def publication(
     label: str | None = None,
 ) -> Publication:
     """The publication of one report: paths below `folders` (the config's folder, where the
-    report runs) are written relative to them, paths below `cache` as `<cache>/...`; the
+    report runs) are written relative to them, paths below `cache` as `$MATRIX_CACHE/...`; the
     hostnames and platform strings of `machines` (the cells' fingerprints) and of this
     machine are replaced. With `label`, the machines are named by it (numbered by their
     hash when several machines ran the cells)."""
     roots: dict[str, str] = {}
     if cache is not None:
-        roots.update(dict.fromkeys(_absolute(cache), "<cache>"))
+        roots.update(dict.fromkeys(_absolute(cache), "$MATRIX_CACHE"))
     for folder in folders:
         for form in _absolute(folder):
             roots.setdefault(form, "")
@@ -171,7 +185,7 @@ def publication(
     release = platform.release()
     platforms = {} if label else {raw: bare_platform(raw) for raw in kernels if len(raw) >= 8}
     if not label and len(release) >= 8 and "-" in release:
-        platforms[release] = "<kernel>"
+        platforms[release] = "(kernel)"
     temp = tuple(dict.fromkeys([*TEMP_FOLDERS, *_absolute(tempfile.gettempdir())]))
     return Publication(
         folders=tuple(sorted(roots.items(), key=lambda item: len(item[0]), reverse=True)),
@@ -188,3 +202,43 @@ def _absolute(folder: Path | str) -> list[str]:
     either: /tmp and /private/tmp on macOS are one folder), without a trailing '/'."""
     given = os.path.abspath(folder)
     return list(dict.fromkeys(form.rstrip("/") or "/" for form in (given, os.path.realpath(given))))
+
+
+def publish_json(path: Path, data: Any, public: Publication) -> None:
+    """Write a published JSON file: `public` rewrites what would name this machine, its user
+    or its folders, then as `write_json_atomic`. The cell files themselves
+    keep the raw facts; only what leaves for results/ goes through here."""
+    write_json_atomic(path, public.data(data))
+
+
+def publish_text(path: Path, text: str, public: Publication) -> None:
+    """Write a published text file (Markdown, HTML, JSON lines, SVG) the same way."""
+    write_text_atomic(path, public.text(text))
+
+
+def publish_json_lines(path: Path, entries: list[Any], public: Publication) -> None:
+    """Write a published JSON-lines file (results/history.jsonl): one strict JSON entry a line,
+    each rewritten as `publish_json` does (an earlier run's line from another machine too)."""
+    write_text_atomic(path, "".join(dumps_strict(public.data(entry), sort_keys=True) + "\n" for entry in entries))
+
+
+def publish_files(paths: list[Path], public: Publication) -> None:
+    """Pass files already written under results/ through `public`: a JSON file as data, a
+    JSON-lines file line by line, anything else as text; a file it does not change is left
+    as it was. The report's last step calls this on every file it wrote (so a published file
+    added later cannot miss it); a file that is gone (a pin removed) is skipped."""
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+            continue
+        if path.suffix == ".json":
+            data = json.loads(text)
+            if public.data(data) != data:
+                publish_json(path, data, public)
+        elif path.suffix == ".jsonl":
+            entries = [json.loads(line) for line in text.splitlines() if line.strip()]
+            if [public.data(entry) for entry in entries] != entries:
+                publish_json_lines(path, entries, public)
+        elif public.text(text) != text:
+            publish_text(path, text, public)

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from probes.public import Publication
 from probes.redact import redact, redact_data
 from probes.status import Status
 
@@ -222,24 +221,6 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def publish_json(path: Path, data: Any, public: Publication) -> None:
-    """Write a published JSON file: `public` rewrites what would name this machine, its user
-    or its folders (probes/public.py), then as `write_json_atomic`. The cell files themselves
-    keep the raw facts; only what leaves for results/ goes through here."""
-    write_json_atomic(path, public.data(data))
-
-
-def publish_text(path: Path, text: str, public: Publication) -> None:
-    """Write a published text file (Markdown, HTML, JSON lines, SVG) the same way."""
-    write_text_atomic(path, public.text(text))
-
-
-def publish_json_lines(path: Path, entries: list[Any], public: Publication) -> None:
-    """Write a published JSON-lines file (results/history.jsonl): one strict JSON entry a line,
-    each rewritten as `publish_json` does (an earlier run's line from another machine too)."""
-    write_text_atomic(path, "".join(dumps_strict(public.data(entry), sort_keys=True) + "\n" for entry in entries))
 
 
 def place_folder(final: Path, fill: Callable[[Path], None]) -> Path:
