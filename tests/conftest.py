@@ -1,65 +1,128 @@
-"""Shared test helpers: write configs, build cell results."""
+"""Fixtures and the marks that say what a test costs.
+
+- `env_factory` builds real uv envs, one per (transformers, torch) for the whole session, so
+  `latest` and 4.40.2 are each built once however many files need them.
+- The collection hook marks `e2e` and `network` every test that reaches the env factory or a
+  helper registered with `tests.helpers.builds_envs` (through its fixtures or the module
+  functions it calls): the inner loop `pytest -m "not e2e"` builds no env and runs no nox session.
+- `network` tests skip, saying why, when the package index does not answer (asked once per
+  session, with a short timeout) instead of failing after long installer retries.
+- `bench` tests run only when `-m` names them: `-m "not e2e"` alone must not pull them in.
+"""
 
 from __future__ import annotations
 
-import subprocess
+import fcntl
+import functools
+import os
 import sys
 import textwrap
+import types
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from probes.record import CellResult
-from probes.status import Status
-
-ROOT = Path(__file__).resolve().parent.parent
-
-GOOD_CONFIG = """
-[envs."tf-4.40"]
-transformers = "4.40.*"
-torch = "==2.13.0"
-
-[envs.latest]
-transformers = "latest"
-
-[models.qwen]
-fixture = "qwen2-tiny"
-task = "causal-lm"
-"""
-
-# Two pinned envs (4.40 and 4.50): what most small configs of the tests start with.
-TWO_ENVS = """
-[envs."tf-4.40"]
-transformers = "4.40.*"
-torch = "==2.13.0"
-
-[envs."tf-4.50"]
-transformers = "4.50.*"
-torch = "==2.13.0"
-"""
-
-# Two envs, one model: the smallest matrix that still has shards to merge and sessions to
-# run side by side (tests/test_parallel.py, test_merge.py, test_workflow.py).
-TWO_ENVS_ONE_MODEL = (
-    TWO_ENVS
-    + """
-[models.qwen2-tiny]
-fixture = "qwen2-tiny"
-task = "causal-lm"
-"""
+from tests import helpers
+from tests.helpers import (  # noqa: F401  (re-exported while test files move their imports to tests.helpers)
+    CACHE,
+    GOOD_CONFIG,
+    ROOT,
+    TORCH,
+    TWO_ENVS,
+    TWO_ENVS_ONE_MODEL,
+    make_cell,
+    nox_list,
 )
 
+INDEX_TIMEOUT_S = 5.0
+# Fixtures whose use means a test needs the package index (it downloads release wheels).
+NEEDS_INDEX = frozenset({"shelf"})
 
-def nox_list(**env: str) -> subprocess.CompletedProcess[str]:
-    """`nox -l` on our noxfile, with only PATH and `env` in the environment (what a user's
-    shell could set): how config and run-id mistakes reach a user."""
-    return subprocess.run(
-        [sys.executable, "-m", "nox", "-l", "-f", str(ROOT / "noxfile.py")],
-        env={"PATH": "/usr/bin:/bin", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+# --- marks -----------------------------------------------------------------------------------
+
+
+def _reaches_builder(function: object, seen: set[types.CodeType]) -> bool:
+    """Whether `function`'s code names a registered env builder, itself or through a function
+    of the test tree it calls (module-level helpers, nested functions and lambdas)."""
+    code = getattr(function, "__code__", None)
+    namespace = getattr(function, "__globals__", {})
+    return code is not None and _code_reaches(code, namespace, seen)
+
+
+def _code_reaches(code: types.CodeType, namespace: dict, seen: set[types.CodeType]) -> bool:
+    if code in seen:
+        return False
+    seen.add(code)
+    builders = {id(helper): helper for helper in helpers.ENV_BUILDERS}.values()
+    for name in code.co_names:
+        found = namespace.get(name)
+        if found is helpers and any(getattr(helpers, n, None) in builders for n in code.co_names):
+            return True  # `helpers.run_nox(...)`
+        if not isinstance(found, types.FunctionType):
+            continue
+        if found in helpers.ENV_BUILDERS:
+            return True
+        if found.__module__.startswith("tests") and _reaches_builder(found, seen):
+            return True
+    return any(isinstance(const, types.CodeType) and _code_reaches(const, namespace, seen) for const in code.co_consts)
+
+
+def builds_envs(item: pytest.Item) -> bool:
+    """The test uses the env factory, or it or one of its fixtures reaches an env builder."""
+    names = getattr(item, "fixturenames", ())
+    if "env_factory" in names:
+        return True
+    seen: set[types.CodeType] = set()
+    if _reaches_builder(getattr(item, "function", None), seen):
+        return True
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    return any(_reaches_builder(d.func, seen) for name in names for d in definitions.get(name, ()))
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the marks added here count
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if builds_envs(item):
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.network)
+        elif NEEDS_INDEX & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.network)
+    if "bench" not in (config.option.markexpr or ""):
+        kept = [item for item in items if item.get_closest_marker("bench") is None]
+        if len(kept) < len(items):
+            config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("bench")])
+            items[:] = kept
+
+
+@functools.cache
+def index_unreachable() -> str | None:
+    """Why the package index does not answer (None when it does): one request per session."""
+    from matrix.releases import index_url, simple_url
+
+    url = simple_url("pip", index_url())
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=INDEX_TIMEOUT_S):
+            return None
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"the package index does not answer ({url}: {getattr(exc, 'reason', None) or exc})"
+
+
+@pytest.hookimpl(tryfirst=True)  # before fixtures are set up: the env factory checks the test's marks
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    helpers.CURRENT_TEST[:] = [item]
+    if item.get_closest_marker("network") is not None:
+        why = index_unreachable()
+        if why:
+            pytest.skip(f"{why}; this test installs or downloads releases from it")
+
+
+# --- fixtures --------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -74,31 +137,75 @@ def write_config(tmp_path: Path):
     return write
 
 
-def make_cell(env: str, model: str, status: Status | str, variant: str = "", **extra) -> CellResult:
-    """A cell result as the runner would write it (reason filled in for non-passes)."""
-    status = Status(status)
-    if status is not Status.PASS and "reason" not in extra:
-        extra["reason"] = f"{status.value} reason"
-    return CellResult(env=env, model=model, variant=variant, status=status, **extra)
+@pytest.fixture(scope="session")
+def fixture_cache() -> Path:
+    """Generated fixture models are shared with `nox -s matrix` (same bytes, built once)."""
+    return CACHE
 
 
 @pytest.fixture(scope="session")
-def tf440_python(tmp_path_factory) -> Path:
-    """A real uv env with transformers 4.40.2 and torch 2.13 (about 2 s from a warm uv cache)."""
+def env_factory() -> Iterator[Callable[..., Path]]:
+    """`env_factory(transformers, torch=TORCH) -> python`: a real uv env, built once per spec.
+
+    The envs live under the shared cache (`test-envs/`) and are kept between sessions: uv
+    installs from its cache by hard links in about 2 s, but a fresh env's first
+    `import torch, transformers` compiles bytecode (about 8 s more); `install_env`'s marker
+    clears and rebuilds an env whose requirements changed (`latest` after a new release).
+    A lock per env lets sessions of several checkouts or terminals share them."""
     from matrix import proc
     from matrix.config import EnvSpec
     from matrix.envs.run import install_env
 
-    venv = tmp_path_factory.mktemp("envs") / "tf-4.40.2"
-    created = proc.run(["uv", "venv", "--quiet", "--python", sys.executable, venv])
-    assert created.ok, created.output
-    python = venv / "bin" / "python"
-    installed = install_env(python, EnvSpec(name="t", transformers="==4.40.2", torch="==2.13.0"))
-    assert installed.ok, installed.output
-    return python
+    built: dict[tuple[str, str], Path] = {}
+    interpreter = os.path.realpath(sys.executable)
+
+    def build(transformers: str, torch: str = TORCH) -> Path:
+        helpers.require_e2e("builds an env (env_factory)")
+        key = (transformers, torch)
+        if key not in built:
+            name = "tf-" + transformers.lstrip("=") + "-torch-" + torch.lstrip("=")
+            venv = CACHE / "test-envs" / name
+            venv.parent.mkdir(parents=True, exist_ok=True)
+            python, stamp = venv / "bin" / "python", venv.parent / f"{name}.python"  # uv venv --clear keeps it
+            with open(venv.parent / f"{name}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                if not (python.exists() and stamp.is_file() and stamp.read_text() == interpreter):
+                    created = proc.run(["uv", "venv", "--clear", "--quiet", "--python", interpreter, venv])
+                    assert created.ok, created.output
+                    stamp.write_text(interpreter)
+                installed = install_env(python, EnvSpec(name=name, transformers=transformers, torch=torch))
+                assert installed.ok, installed.output
+            built[key] = python
+        return built[key]
+
+    yield build
 
 
 @pytest.fixture(scope="session")
-def fixture_cache() -> Path:
-    """Generated fixture models are shared with `nox -s matrix` (same bytes, built once)."""
-    return ROOT / ".cache"
+def tf440_python(env_factory) -> Path:
+    """A real env with transformers 4.40.2 and torch 2.13 (huggingface_hub 0.x)."""
+    return env_factory("==4.40.2")
+
+
+@pytest.fixture(scope="session")
+def tf450_python(env_factory) -> Path:
+    """A real env with transformers 4.50.3 and torch 2.13."""
+    return env_factory("==4.50.3")
+
+
+@pytest.fixture(scope="session")
+def latest_python(env_factory) -> Path:
+    """A real env with the newest transformers (5.x: huggingface_hub 1.x or newer)."""
+    return env_factory("latest")
+
+
+@pytest.fixture(scope="session")
+def shelf():
+    """Release sources of real transformers wheels, fetched once into the shared cache."""
+    from matrix.diagnosis.symbols.sources import SourceShelf
+
+    found = SourceShelf(CACHE)
+    for version in ("4.41.2", "4.42.4", "4.48.3", "4.49.0"):
+        if found.package(version) is None:
+            pytest.fail(f"no transformers {version} sources (the package index must be reachable): {found.unavailable}")
+    return found
