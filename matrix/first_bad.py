@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from packaging.version import Version
 
 PASS = "pass"
+# The outcome of a cell that passes with other outputs than the model's reference cell
+# (bisected like a failure; never a release that runs the model unchanged).
+OUTPUTS_DIFFER = "outputs differ"
 Outcome = str | None  # PASS, a failure signature, or None: this release says nothing
 
 
@@ -59,15 +62,27 @@ class Transition:
     unresolved: tuple[str, ...]
 
 
+Edge = tuple[str, str]  # (the last release before a change the sources show, the first release with it)
+
+
 @dataclass
-class Search:
-    """What the search observed: the known outcomes, then every probe in order."""
+class WindowSearch:
+    """What the search observed: the known outcomes, then every probe in order.
+
+    `hints`: candidate edges read from the releases' sources (a symbol the model's code
+    uses was removed or changed there); inside a gap whose ends differ, both sides of each
+    are probed before any halving. `lo`/`hi`: the ends; `limit`: the most probes.
+    """
 
     line: list[str]
     observed: dict[str, Outcome]
     probed: list[tuple[str, Outcome, str]] = field(default_factory=list)  # (release, outcome, why)
     untested_at_start: int = 0
     limited: bool = False
+    lo: str = ""
+    hi: str = ""
+    limit: int | None = None
+    hints: tuple[Edge, ...] = ()
 
     def windows(self) -> list[Window]:
         runs: list[list[str]] = []
@@ -108,9 +123,67 @@ class Search:
 
     @property
     def max_probes(self) -> int:
-        """The bound the probes stay within: per transition, plus ends, patch probes and skips."""
+        """The bound the probes stay within: per transition, plus ends, patch and pointed probes and skips."""
         extra = sum(1 for _, outcome, why in self.probed if why != "gap" or outcome is None)
         return self.per_transition * len(self.transitions()) + extra
+
+    def next_probes(self) -> list[tuple[str, str]]:
+        """[(release, why)]: what this round may probe side by side (empty: the search is done).
+
+        One per differing gap (both sides of every candidate edge inside it first, else its
+        middle); the unknown ends before anything; the patch lines' newest once no gap is left.
+        """
+        steps = _next_probes(self)
+        if self.limit is not None:
+            asked = sum(1 for _, _, why in self.probed if why != "alongside")  # another lane's release
+            room = max(self.limit - asked, 0)
+            if len(steps) > room:
+                self.limited = True
+                steps = steps[:room]
+        return steps
+
+    def record(self, version: str, outcome: Outcome, why: str) -> None:
+        self.observed[version] = outcome
+        self.probed.append((version, outcome, why))
+
+    def edge_costs(self) -> list[dict[str, object]]:
+        """Per exact edge: the probes this search spent before both its sides were known."""
+        order = {version: n for n, (version, _, _) in enumerate(self.probed, start=1)}
+        return [
+            {
+                "last": t.last,
+                "first": t.first,
+                "probes": max(order.get(t.last, 0), order.get(t.first, 0)),
+                "pointed": (t.last, t.first) in set(self.hints),
+            }
+            for t in self.transitions()
+            if t.exact
+        ]
+
+
+def start_search(
+    line: Sequence[str],
+    known: Mapping[str, Outcome],
+    *,
+    ends: tuple[str, str] | None = None,
+    limit: int | None = None,
+    hints: Sequence[Edge] = (),
+) -> WindowSearch:
+    """A search over `line` from what is `known` (never probed again); `ends` default to the line's."""
+    ordered = sorted(dict.fromkeys([*line, *known, *(ends or ())]), key=Version)
+    lo, hi = ends or (ordered[0], ordered[-1])
+    ordered = [v for v in ordered if Version(v) >= Version(lo)]
+    present = set(ordered)
+    search = WindowSearch(
+        ordered,
+        {v: o for v, o in known.items() if v in present},
+        lo=lo,
+        hi=hi,
+        limit=limit,
+        hints=tuple((a, b) for a, b in hints if a in present and b in present),
+    )
+    search.untested_at_start = sum(1 for v in ordered if v not in search.observed and Version(v) <= Version(hi))
+    return search
 
 
 def search_windows(
@@ -120,52 +193,56 @@ def search_windows(
     *,
     ends: tuple[str, str] | None = None,
     limit: int | None = None,
-) -> Search:
+    hints: Sequence[Edge] = (),
+) -> WindowSearch:
     """Probe releases of `line` until no gap between differing neighbours has untested releases.
 
     `known`: outcomes already observed (a run's own cells); they are never probed again.
     `ends` (default: the first and last of `line`) are probed first when not known; releases
     beyond the far end are probed only as newest patch releases of a failing line. `limit`
-    caps the probes (the search then stops with `limited` set).
+    caps the probes (the search then stops with `limited` set). One probe at a time, in
+    the order a round lists them; `matrix.bisect.rounds` asks a round's probes side by side.
     """
-    ordered = sorted(dict.fromkeys([*line, *known, *(ends or ())]), key=Version)
-    lo, hi = ends or (ordered[0], ordered[-1])
-    ordered = [v for v in ordered if Version(v) >= Version(lo)]
-    search = Search(ordered, {v: o for v, o in known.items() if v in ordered})
-    search.untested_at_start = sum(1 for v in ordered if v not in search.observed and Version(v) <= Version(hi))
-    while (step := _next_probe(search, lo, hi)) is not None:
-        if limit is not None and len(search.probed) >= limit:
-            search.limited = True
-            break
-        version, why = step
-        outcome = probe(version)
-        search.observed[version] = outcome
-        search.probed.append((version, outcome, why))
+    search = start_search(line, known, ends=ends, limit=limit, hints=hints)
+    while steps := search.next_probes():
+        for version, why in steps:
+            search.record(version, probe(version), why)
     return search
 
 
-def _next_probe(search: Search, lo: str, hi: str) -> tuple[str, str] | None:
-    """(release, why): an unknown end, else the middle of the oldest differing gap, else a patch line's newest."""
+def _next_probes(search: WindowSearch) -> list[tuple[str, str]]:
     line, seen = search.line, search.observed
-    for end in (lo, hi):
-        if end not in seen:
-            return end, "end"
+    ends = [(end, "end") for end in dict.fromkeys((search.lo, search.hi)) if end not in seen]
+    if ends:
+        return ends
+    index = {v: i for i, v in enumerate(line)}
     observed = [i for i, v in enumerate(line) if seen.get(v) is not None]
+    steps: list[tuple[str, str]] = []
     for i, j in zip(observed, observed[1:], strict=False):
         if seen[line[i]] == seen[line[j]]:
             continue
         untested = [k for k in range(i + 1, j) if line[k] not in seen]
-        if untested:
-            middle = (i + j) / 2
-            return line[min(untested, key=lambda k: (abs(k - middle), k))], "gap"
+        if not untested:
+            continue
+        pointed = [
+            index[side]
+            for a, b in search.hints
+            if i <= index[a] < index[b] <= j
+            for side in (a, b)
+            if side not in seen
+        ]
+        if pointed:
+            steps += [(line[k], "pointed") for k in dict.fromkeys(pointed)]
+            continue
+        middle = (i + j) / 2
+        steps.append((line[min(untested, key=lambda k: (abs(k - middle), k))], "gap"))
+    if steps:
+        return steps
     starts = [t.first for t in search.breaks()]
-    if seen.get(hi) not in (None, PASS):
-        starts.append(hi)
-    for start in starts:
-        newest = newest_patch(line, start)
-        if newest not in seen:
-            return newest, "patch"
-    return None
+    if seen.get(search.hi) not in (None, PASS):
+        starts.append(search.hi)
+    patches = [newest_patch(line, start) for start in starts]
+    return [(v, "patch") for v in dict.fromkeys(patches) if v not in seen][:1]
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,6 @@ def fake_envs(monkeypatch):
         version = spec.transformers.removeprefix("==")
         asked.append(version)
         if table.get(version) is Status.ENV_FAILED:
-            self.builds += 1
             return None, True, "env could not be built: no wheel"
         return Path("/nonexistent/python"), True, ""
 
@@ -299,7 +298,10 @@ def fake_envs(monkeypatch):
         return status, make_cell(spec.name, self.model.name, status, variant=variant, **extra), ""
 
     monkeypatch.setattr(Prober, "ensure_env", ensure_env)
-    monkeypatch.setattr(Prober, "run_cell", run_cell)
+    monkeypatch.setattr(
+        "matrix.bisect.batch.run_cells",
+        lambda spec, python, pairs: [run_cell(prober, spec, variant, python) for prober, variant in pairs],
+    )
     return table, asked
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from matrix.config import EnvSpec, ModelSpec, load
+from matrix.config import ModelSpec, load
 from matrix.envs import hub
 from matrix.envs.plan import runner_plan
-from matrix.envs.run import HUB_FILE, install_env, probe_env, probe_env_vars
+from matrix.envs.run import HUB_FILE, probe_env, probe_env_vars
 from matrix.results.collect import collect
 from probes.record import CellResult, write_json_atomic
 from probes.status import Status
@@ -74,20 +74,10 @@ def fake_hub(qwen_folder):
         yield served
 
 
-@pytest.fixture(scope="module")
-def t5_python(tmp_path_factory) -> Path:
-    """A real env with the newest transformers 5.x (its huggingface_hub is 1.x or newer)."""
-    venv = tmp_path_factory.mktemp("envs") / "t5"
-    created = subprocess.run(["uv", "venv", "--quiet", "--python", sys.executable, venv], env=dict(os.environ))
-    assert created.returncode == 0
-    python = venv / "bin" / "python"
-    installed = install_env(python, EnvSpec(name="t5", transformers="latest", torch="==2.13.0"))
-    assert installed.ok, installed.output
-    return python
-
-
-@pytest.fixture(scope="module", params=["tf440_python", "t5_python"])
+@pytest.fixture(scope="module", params=["tf440_python", "latest_python"])
 def env_python(request) -> Path:
+    """Each hub client generation: huggingface_hub 0.x (4.40.2) and 1.x+ (the newest 5.x),
+    envs of conftest's factory (built once per session, shared with the other files)."""
     return request.getfixturevalue(request.param)
 
 
@@ -266,9 +256,11 @@ class HangingSearchHub(FakeHub):
     """A hub whose search never answers (until released): the client's list_models has no timeout."""
 
     release = threading.Event()
+    answered = threading.Event()
 
     def search(self, query: str, limit: int) -> list[dict[str, object]]:
         self.release.wait(60)
+        self.answered.set()
         return []
 
 
@@ -284,13 +276,15 @@ def test_a_client_that_hangs_is_cut_off_and_what_it_said_is_kept(tf440_python, q
                 endpoint=served.url,
                 timeout=0.5,
             )
+            hung = not served.answered.is_set()
         finally:
             served.release.set()
     good, missing = found.verdicts
     assert found.reachable and good.kind == hub.OK
     assert missing.kind == hub.UNCHECKED and missing.status is None
     assert missing.reason == "no answer from the hub client (no answer within 5 s); the probe will try"
-    assert found.seconds < 10
+    assert hung, "the preflight returned while the hub's search still hung (no wall-clock bound needed)"
+    print(f"a hanging client cut off after {found.seconds:.1f} s")
 
 
 # -- real cells in both client generations ----------------------------------------------------
@@ -367,7 +361,7 @@ def finished_cells(started: subprocess.Popen, folder: Path, models: dict) -> tup
 @pytest.fixture(scope="module")
 def env_cells(env_python, fake_hub, qwen_folder, tmp_path_factory) -> dict:
     """Both runs of one env, side by side: online against the fake hub (fresh HF cache), then
-    transformers' own errors in that interpreter; and offline (HF_HUB_OFFLINE=1, no hub at all)
+    transformers' own errors in that interpreter; and offline (HF_HUB_OFFLINE=1, the hub never asked)
     with an HF cache that holds one of the two ids."""
     online, offline = tmp_path_factory.mktemp("online"), tmp_path_factory.mktemp("offline")
     fill_hf_cache(offline / "hf" / "hub", "Acme/tiny-qwen", qwen_folder)
@@ -387,7 +381,7 @@ def env_cells(env_python, fake_hub, qwen_folder, tmp_path_factory) -> dict:
             ("-m", "probes.runner"),
             HF_HUB_OFFLINE="1",
             HF_HOME=str(offline / "hf"),
-            HF_ENDPOINT=closed_port_url(),
+            HF_ENDPOINT=fake_hub.url,  # it answers, so a request would show in fake_hub.requests
         ),
     ]
     online_cells, online_output = finished_cells(started[0], online, ONLINE_MODELS)
@@ -399,7 +393,7 @@ def env_cells(env_python, fake_hub, qwen_folder, tmp_path_factory) -> dict:
 
 def test_cells_cover_both_hub_client_generations(env_cells, request):
     major = int(env_cells["versions"]["huggingface-hub"].split(".")[0])
-    expected_new = request.node.callspec.params["env_python"] == "t5_python"
+    expected_new = request.node.callspec.params["env_python"] == "latest_python"
     assert major >= 1 if expected_new else major == 0, env_cells["versions"]
     assert env_cells["versions"]["transformers"].startswith("5." if expected_new else "4.40.")
 
@@ -427,8 +421,8 @@ def test_transformers_oserror_maps_like_the_hub_error(env_cells):
     }
 
 
-def test_hf_cache_loads_offline(env_cells):
-    """A hub id already in the local HF cache loads with HF_HUB_OFFLINE=1 and no hub at all;
+def test_hf_cache_loads_offline(env_cells, fake_hub):
+    """A hub id already in the local HF cache loads with HF_HUB_OFFLINE=1 without asking the hub;
     one not in it is `unavailable` at once."""
     cells = env_cells["offline"]
     assert cells["cached"].status is Status.PASS, cells["cached"].reason
@@ -436,7 +430,9 @@ def test_hf_cache_loads_offline(env_cells):
     absent = cells["not-cached"]
     assert (absent.status, absent.phase) == (Status.UNAVAILABLE, "resolve")
     assert absent.reason == "offline, not cached (Acme/absent is not in the local HF cache)"
-    assert absent.duration_s < 10, "offline and not cached must fail at once, not after retries (about 23 s a file)"
+    asked = [request for request in fake_hub.requests if "/Acme/" in request[1]]
+    assert asked == [], "offline: the hub is never asked (a request would retry for about 23 s a file)"
+    print(f"offline, not cached: unavailable after {absent.duration_s:.2f} s")
 
 
 # -- probe_env: once per run ------------------------------------------------------------------

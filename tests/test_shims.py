@@ -169,31 +169,7 @@ def test_tokenizer_fixture_is_chatglm_legacy_plus_its_hashed_tokenizer_code():
     assert fixtures.fingerprint("chatglm-tokenizer-legacy") != fixtures.fingerprint("chatglm-legacy")
 
 
-# --- real envs ------------------------------------------------------------------------
-
-
-def _build_env(tmp_path_factory, name: str, transformers: str) -> Path:
-    """A uv env the way conftest's `tf440_python` builds one (seconds from a warm uv cache)."""
-    from matrix.config import EnvSpec
-    from matrix.envs.run import install_env
-
-    venv = tmp_path_factory.mktemp("envs") / name
-    created = proc.run(["uv", "venv", "--quiet", "--python", sys.executable, venv])
-    assert created.ok, created.output
-    python = venv / "bin" / "python"
-    installed = install_env(python, EnvSpec(name=name, transformers=transformers, torch="==2.13.0"))
-    assert installed.ok, installed.output
-    return python
-
-
-@pytest.fixture(scope="module")
-def tf450_python(tmp_path_factory) -> Path:
-    return _build_env(tmp_path_factory, "tf-4.50.3", "==4.50.3")
-
-
-@pytest.fixture(scope="module")
-def latest_python(tmp_path_factory) -> Path:
-    return _build_env(tmp_path_factory, "latest", "latest")
+# --- real envs (tf440_python, tf450_python, latest_python: conftest's env factory) ------------
 
 
 TOKENIZER_SCRIPT = """

@@ -217,7 +217,6 @@ def fake_runner(monkeypatch):
     ran: list[tuple[str, str]] = []
 
     def ensure_env(self, spec):
-        self.builds += 1
         return Path("/nonexistent/python"), True, ""
 
     def run_cell(self, spec, variant, python):
@@ -229,7 +228,10 @@ def fake_runner(monkeypatch):
         return status, make_cell(spec.name, self.model.name, status, variant=variant, **extra), ""
 
     monkeypatch.setattr(Prober, "ensure_env", ensure_env)
-    monkeypatch.setattr(Prober, "run_cell", run_cell)
+    monkeypatch.setattr(
+        "matrix.bisect.batch.run_cells",
+        lambda spec, python, pairs: [run_cell(prober, spec, variant, python) for prober, variant in pairs],
+    )
     return table, ran
 
 

@@ -1,9 +1,13 @@
 """Bisect one model: endpoints from a run (or given), one window search per variant, the report.
 
 The run says a model passes in one env and fails in a newer one; the releases between are
-the suspects, plus the newer patch releases of the failing end's line. The base variant is
-searched first, then every shim variant of the model over the same releases (their own run
-cells are what is known of them), each probe an answer of `Prober` (a fact, cached).
+the suspects, plus the newer patch releases of the failing end's line. Every variant of the
+model (the base and each shim) is a lane of its own, and the lanes of every model bisected
+together advance in rounds (`rounds`): a round's questions for one release are answered by
+one runner in that release's env, releases side by side up to `jobs`. The model's own code,
+read against the releases' sources (`pointers`), names the candidate edges probed first.
+A passing cell whose outputs differ from the model's reference cell (the run's oldest
+passing env) is an outcome of its own, "outputs differ", bisected like a failure.
 
 A report whose ends came from a run belongs to that run: it is written into the run folder
 (`<run>/_bisect-<model>.json`, beside the run's other host files, never inside an env
@@ -15,25 +19,36 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.specifiers import SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
-from matrix.bisect import report as out
-from matrix.bisect.cache import probe_code_version
-from matrix.bisect.probe import Prober, error_of, outcome_of
-from matrix.config import LATEST, Config, EnvSpec
+from matrix.bisect.pointers import candidate_edges
+from matrix.bisect.probe import Prober, judged_outcome, outcome_of
+from matrix.bisect.report import Cells, is_version, print_summary, report_json, run_inputs
+from matrix.bisect.rounds import Lane, run_rounds
+from matrix.config import Config, EnvSpec, ModelSpec
 from matrix.envs.plan import variants
-from matrix.first_bad import PASS, Outcome, Search, search_windows
+from matrix.first_bad import PASS, Outcome, WindowSearch, start_search
 from matrix.releases import between, cached_releases, index_url
 from matrix.results.collect import bisect_file
-from probes.record import CellResult, cell_stem, write_json_atomic
+from probes.record import CellResult, write_json_atomic
 
-BISECT_SCHEMA = 2
 Column = tuple[str, str, CellResult]  # (transformers version, env name, the model's base cell)
-Cells = dict[str, list[Column]]  # variant -> its cells in the run
+
+
+class _Said:
+    """A run cell as the endpoints see it: passed (its judged outcome is a pass) or says nothing."""
+
+    def __init__(self, cell: CellResult, outcome: Outcome) -> None:
+        self.cell = cell
+        self.passed = outcome == PASS
+        self.says_nothing = outcome is None
+
+    def __lt__(self, other: _Said) -> bool:
+        return False
 
 
 class BisectError(Exception):
@@ -41,7 +56,7 @@ class BisectError(Exception):
 
 
 def pick_endpoints(
-    columns: list[Column], good: str | None, bad: str | None
+    columns: list[Column], good: str | None, bad: str | None, judged: dict[str, Outcome] | None = None
 ) -> tuple[tuple[str, str | None], tuple[str, str | None]]:
     """((good version, env), (bad version, env)): given ones win, the rest come from a run.
 
@@ -49,21 +64,26 @@ def pick_endpoints(
     passes (a cell that says nothing is no evidence either way), good the newest passing env
     before it; so a model that works again later (a patch release undid a break) still has
     its first break searched. Only good given: the oldest newer failing env; only bad given:
-    the newest older passing env.
+    the newest older passing env. `judged` (env -> outcome): a cell whose outputs differ
+    from the reference's counts as failing.
     """
-    known = sorted((Version(v), env, cell) for v, env, cell in columns if is_version(v))
+    known = sorted(
+        (Version(v), env, _Said(cell, (judged or {}).get(env, outcome_of(cell))))
+        for v, env, cell in columns
+        if is_version(v)
+    )
     first_break: tuple[str, str | None] | None = None
     if good is None and bad is None:
         seen_pass = False
         for v, e, c in known:
-            if c.status.passed:
+            if c.passed:
                 seen_pass = True
-            elif seen_pass and not c.status.says_nothing:
+            elif seen_pass and not c.says_nothing:
                 first_break = (str(v), e)
                 bad = str(v)
                 break
     if good is None:
-        passing = [(str(v), e) for v, e, c in known if c.status.passed and (bad is None or v < Version(bad))]
+        passing = [(str(v), e) for v, e, c in known if c.passed and (bad is None or v < Version(bad))]
         if not passing:
             raise BisectError("no env of the newest run where the model passes; give --good VERSION")
         found_good: tuple[str, str | None] = passing[-1]
@@ -74,10 +94,28 @@ def pick_endpoints(
     if bad is not None:
         return found_good, (bad, None)
     floor = Version(found_good[0])
-    failing = [(str(v), e) for v, e, c in known if v > floor and not c.status.passed and not c.status.says_nothing]
+    failing = [(str(v), e) for v, e, c in known if v > floor and not c.passed and not c.says_nothing]
     if not failing:
         raise BisectError(f"no env newer than {found_good[0]} where the model fails; give --bad VERSION")
     return found_good, failing[0]
+
+
+@dataclass
+class Setup:
+    """One model's bisect before its rounds: ends, line, lanes, and what the report needs."""
+
+    name: str
+    prober: Prober
+    lanes: list[Lane]
+    cells: Cells
+    ends: tuple[str, str, str]
+    suspects: list[str]
+    limit: int
+    from_run: Path | None
+    template: EnvSpec
+    releases: list[Version] | None
+    start: float
+    pointers: dict[str, Any]
 
 
 def bisect(
@@ -91,12 +129,56 @@ def bisect(
     releases: list[Version] | None = None,
     run_dir: Path | None = None,
     max_probes: int | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Find the model's windows between a good and a bad release; write and return the report.
 
     Ends not given come from `run_dir` (default: the newest run under `results`).
     `max_probes` caps each variant's probes (default: four breaks' worth, see `probe_limit`).
     """
+    setup = prepare(config, model_name, results, cache, good, bad, releases, run_dir, max_probes)
+    run_rounds(setup.lanes, jobs)
+    return finish(setup)
+
+
+def bisect_models(
+    config: Config,
+    names: list[str],
+    *,
+    results: Path,
+    cache: Path,
+    run_dir: Path | None = None,
+    releases: list[Version] | None = None,
+    jobs: int = 1,
+) -> dict[str, dict[str, Any] | BisectError]:
+    """Bisect several models of one run together: their lanes share rounds, so one runner per
+    release answers every model's question about it. A model with nothing to bisect gets its
+    BisectError (the one line that says why) instead of a report."""
+    setups: dict[str, Setup] = {}
+    done: dict[str, dict[str, Any] | BisectError] = {}
+    for name in names:
+        try:
+            setups[name] = prepare(config, name, results, cache, None, None, releases, run_dir, None)
+        except BisectError as why:
+            done[name] = why
+    run_rounds([lane for setup in setups.values() for lane in setup.lanes], jobs)
+    for name, setup in setups.items():
+        done[name] = finish(setup)
+    return {name: done[name] for name in names}
+
+
+def prepare(
+    config: Config,
+    model_name: str,
+    results: Path,
+    cache: Path,
+    good: str | None,
+    bad: str | None,
+    releases: list[Version] | None,
+    run_dir: Path | None,
+    max_probes: int | None,
+) -> Setup:
+    """The ends, the line, the candidate edges and one lane per variant (nothing probed yet)."""
     start = time.perf_counter()
     model = next((m for m in config.models if m.name == model_name), None)
     if model is None:
@@ -106,8 +188,10 @@ def bisect(
             raise BisectError(f"{flag} {value!r} is not a version such as 4.40.2")
     cells, run = ({}, None) if good and bad else _run_cells(results, run_dir, model_name)
     source = f"run {run.name}" if run else "command line"
+    reference = _reference(cells.get("", []))
+    judged = {env: judged_outcome(cell, reference, config.settings.to_dict()) for _, env, cell in cells.get("", [])}
     try:
-        (good, good_env), (bad, bad_env) = pick_endpoints(cells.get("", []), good, bad)
+        (good, good_env), (bad, bad_env) = pick_endpoints(cells.get("", []), good, bad, judged)
     except BisectError as exc:
         raise BisectError(f"{model_name} ({source}): {exc}") from None
     if Version(good) >= Version(bad):
@@ -123,30 +207,58 @@ def bisect(
     newer_patches = [str(v) for v in listed if v > top and v.release[:2] == line_of_top]
     line = sorted({good, *suspects, bad, str(top), *newer_patches}, key=Version)
     print(f"[bisect {model_name}] good {good}, bad {bad} ({source}): {len(suspects)} releases between", flush=True)
-    prober = Prober(config, model, template, results, cache)
+    prober = Prober(config, model, template, results, cache, reference=reference)
+    pointed = _pointers(prober, model, line, cache)
+    hints = [(a, b) for a, b in pointed["edges"]]
     limit = probe_limit(len(suspects)) if max_probes is None else max_probes
-    searches: dict[str, Search] = {}
+    lanes = []
     for variant in variants(model):
-        known = _known(cells.get(variant, []), line)
+        known = _known(cells.get(variant, []), line, reference, config.settings.to_dict())
         if not variant and good_env is None:
             known[good] = PASS  # given on the command line: taken as good, never re-tested
+        search = start_search(line, known, ends=(good, str(top)), limit=limit, hints=hints)
+        lanes.append(Lane(prober, variant, search))
+    return Setup(
+        name=model_name, prober=prober, lanes=lanes, cells=cells, ends=(good, bad, source), suspects=suspects,
+        limit=limit, from_run=from_run, template=template, releases=releases, start=start, pointers=pointed,
+    )  # fmt: skip
 
-        def answer(version: str, variant: str = variant) -> Outcome:
-            return prober.answer(version, variant)
 
-        searches[variant] = search_windows(line, known, answer, ends=(good, str(top)), limit=limit)
-    report = _report(model_name, searches, prober, cells, (good, bad, source), len(suspects), limit)
+def finish(setup: Setup) -> dict[str, Any]:
+    """The report of a bisect whose rounds are done: written, summarised, returned."""
+    searches: dict[str, WindowSearch] = {lane.variant: lane.search for lane in setup.lanes}
+    prober, from_run, template = setup.prober, setup.from_run, setup.template
+    report = report_json(setup.name, searches, prober, setup.cells, setup.ends, len(setup.suspects), setup.limit)
     report.update(
         run=from_run.name if from_run else None,
-        inputs=_run_inputs(prober, template, searches),
+        inputs=run_inputs(prober, template, searches),
         env_template={"torch": template.torch, "python": template.python, "pins": list(template.pins)},
-        index=index_url() if releases is None else "given",
-        wall_s=round(time.perf_counter() - start, 1),
+        index=index_url() if setup.releases is None else "given",
+        pointers={k: setup.pointers.get(k) for k in ("edges", "uses", "read", "seconds")},
+        wall_s=round(time.perf_counter() - setup.start, 1),
     )
-    path = bisect_file(from_run, model_name) if from_run else results / "bisect" / f"{model_name}.json"
+    results = prober.cells.parent.parent
+    path = bisect_file(from_run, setup.name) if from_run else results / "bisect" / f"{setup.name}.json"
     write_json_atomic(path, report)
-    _print_summary(model_name, report, path)
+    print_summary(setup.name, report, path)
     return report
+
+
+def _pointers(prober: Prober, model: ModelSpec, line: list[str], cache: Path) -> dict[str, Any]:
+    """Candidate edges from the model's own code against the line's sources (none for a model without code)."""
+    folder = prober.model_folder()
+    files = sorted(folder.rglob("*.py")) if folder is not None and folder.is_dir() else []
+    found = candidate_edges(files, line, cache)
+    if found["edges"]:
+        edges = ", ".join(f"{a}..{b}" for a, b in found["edges"])
+        print(f"[bisect {model.name}] the sources point at {edges} ({found['read']} releases read)", flush=True)
+    return found
+
+
+def _reference(columns: list[Column]) -> CellResult | None:
+    """The model's base cell in the run's oldest env where it passes: what outputs are compared with."""
+    passing = sorted((Version(v), cell) for v, _, cell in columns if is_version(v) and cell.status.passed)
+    return passing[0][1] if passing else None
 
 
 def probe_limit(candidates: int) -> int:
@@ -154,128 +266,17 @@ def probe_limit(candidates: int) -> int:
     return 4 * (math.ceil(math.log2(max(candidates, 1))) + 1) + 4
 
 
-def _report(
-    model: str,
-    searches: dict[str, Search],
-    prober: Prober,
-    cells: Cells,
-    ends: tuple[str, str, str],
-    candidates: int,
-    limit: int,
-) -> dict[str, Any]:
-    good, bad, source = ends
-
-    def details(variant: str) -> out.Details:
-        ran = {str(Version(v)): cell for v, _, cell in cells.get(variant, []) if is_version(v)}
-
-        def said(version: str) -> dict[str, Any]:
-            if (variant, version) in prober.outcomes:
-                return prober.outcomes[(variant, version)]
-            cell = ran.get(version)
-            return {"status": cell.status.value, "error": error_of(cell)} if cell else {}
-
-        return said
-
-    base = searches[""]
-    breaks = out.breaks_json(base, details(""))
-    first = out.first_break(breaks)
-    bound = None
-    if first:
-        bound = out.suggested_bound(
-            good, first["last_good"], min([first["first_bad"], *first["unresolved"]], key=Version)
-        )
-    asked = [(variant, version, why) for variant, s in searches.items() for version, _, why in s.probed]
-    return {
-        "schema": BISECT_SCHEMA,
-        "model": model,
-        "package": "transformers",
-        "good": good,
-        "bad": bad,
-        "endpoints_from": source,
-        # The first break after the good end, as the single-break report had it:
-        "last_good": first["last_good"] if first else None,
-        "first_bad": first["first_bad"] if first else None,
-        "exact": first["exact"] if first else False,
-        "unresolved": first["unresolved"] if first else [],
-        "first_bad_error": first["error"] if first else None,
-        "bound": bound,
-        "bad_error": details("")(bad).get("error"),
-        "windows": out.windows_json(base, details("")),
-        "breaks": breaks,
-        "variants": {variant: out.windows_json(s, details(variant)) for variant, s in searches.items() if variant},
-        "candidates": candidates,
-        "range": [base.line[0], base.line[-1]],
-        "max_probes": sum(s.max_probes for s in searches.values()),
-        "probes": prober.probes,
-        "answers": len(asked),
-        "cached": sum(1 for v, r, _ in asked if prober.outcomes[(v, r)]["source"] == "cached"),
-        "env_builds": prober.builds,
-        "probe_limit": limit,
-        "limited": any(s.limited for s in searches.values()),
-        "budget": {
-            cell_stem(model, variant): {
-                "asked": len(s.probed),
-                "max": s.max_probes,
-                "transitions": len(s.transitions()),
-                "per_transition": s.per_transition,
-            }
-            for variant, s in searches.items()
-        },
-        "outcomes": [
-            {"version": version, "variant": variant, "why": why, **_verdict(prober.outcomes[(variant, version)])}
-            for variant, version, why in asked
-        ],
-    }
-
-
-def _verdict(said: dict[str, Any]) -> dict[str, Any]:
-    outcome = said.get("outcome")
-    verdict = "skipped" if outcome is None else ("good" if outcome == PASS else "bad")
-    return {"verdict": verdict, **said}
-
-
-def _known(columns: list[Column], line: list[str]) -> dict[str, Outcome]:
+def _known(
+    columns: list[Column], line: list[str], reference: CellResult | None, settings: dict[str, Any]
+) -> dict[str, Outcome]:
     """What the run's own cells say about the releases of the line (a cell that says nothing: no entry)."""
     wanted = {str(Version(v)): v for v in line}
     known: dict[str, Outcome] = {}
     for version, _, cell in columns:
-        outcome = outcome_of(cell)
+        outcome = judged_outcome(cell, reference, settings)
         if is_version(version) and str(Version(version)) in wanted and outcome is not None:
             known[wanted[str(Version(version))]] = outcome
     return known
-
-
-def _run_inputs(prober: Prober, template: EnvSpec, searches: dict[str, Search]) -> dict[str, Any]:
-    """What this report answers: the model's files, the probe code, the env, and the run's known outcomes."""
-    return {
-        "model": prober.model_fingerprint(),
-        "probes": probe_code_version(),
-        "requirements": template.requirements()[1:],
-        "python": template.python,
-        "known": {
-            cell_stem(prober.model.name, variant): {
-                v: o for v, o in s.observed.items() if v not in {p for p, _, _ in s.probed}
-            }
-            for variant, s in searches.items()
-        },
-    }
-
-
-def _print_summary(model: str, report: dict[str, Any], path: Path) -> None:
-    for line in out.summary_lines(model, report["windows"]):
-        print(line)
-    for variant, windows in report["variants"].items():
-        for line in out.summary_lines(cell_stem(model, variant), windows):
-            print(line)
-    counts = f"{report['probes']} probes ({report['cached']} answers cached), {report['env_builds']} env builds"
-    print(f"[bisect {model}] {counts}, {report['wall_s']} s")
-    if report["bound"]:
-        bound = report["bound"]
-        hedge = "" if report["exact"] else f" (or one of the untested {', '.join(report['unresolved'])})"
-        print(f"[bisect {model}] first break: last good {report['last_good']}, first bad {report['first_bad']}{hedge}")
-        print(f"[bisect {model}] use {bound['range']} (newest good: {bound['pin']}); wrote {path}", flush=True)
-    else:
-        print(f"[bisect {model}] no break after {report['good']}; wrote {path}", flush=True)
 
 
 def _run_cells(results: Path, run_dir: Path | None, model: str) -> tuple[Cells, Path]:
@@ -299,13 +300,6 @@ def _run_cells(results: Path, run_dir: Path | None, model: str) -> tuple[Cells, 
 def _template(config: Config, env_name: str | None, good: str) -> EnvSpec:
     """torch, python and pins for the throw-away envs: the good env's, as the matrix built it."""
     named = [e for e in config.envs if e.name == env_name]
-    holding = [e for e in config.envs if e.transformers != LATEST and Version(good) in SpecifierSet(e.transformers)]
+    # `latest`, `next`, `path:` and git envs have no version spec to hold `good`
+    holding = [e for e in config.envs if e.specifier is not None and Version(good) in e.specifier]
     return (named or holding or list(config.envs))[0]
-
-
-def is_version(text: str) -> bool:
-    try:
-        Version(text)
-    except InvalidVersion:
-        return False
-    return True
