@@ -2,8 +2,8 @@
 
 EXPECTED.toml records what every fixture did in real envs, release by release; diagnosis tests
 rely on it. The quick tests check that the record is whole and consistent with the corpus. The
-end-to-end test builds every fixture and runs all of them in four real releases (the shared
-`.cache/bisect/tf-<version>/` envs the bisect uses), chosen so that every fixture passes in one
+end-to-end test builds every fixture and runs all of them in four real releases (envs of
+conftest's env factory, kept in `.cache/test-envs/`), chosen so that every fixture passes in one
 and fails in another, and compares each cell with its recorded row: status, failing phase,
 exception type, the first line of the message, and the reference outputs of passing cells.
 """
@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from tests.conftest import ROOT
 from tests.corpus import build as corpus
+from tests.helpers import CACHE, ROOT, real_env
 
 EXPECTED_PATH = ROOT / "tests" / "corpus" / "EXPECTED.toml"
 EXPECTED: dict[str, Any] = tomllib.loads(EXPECTED_PATH.read_text(encoding="utf-8"))
@@ -143,16 +143,10 @@ def corpus_models(fixture_cache) -> dict[str, str]:
 
 
 def release_env(version: str, cache: Path) -> Path:
-    """The bisect's throw-away env for `version` (built when missing, else reused as is)."""
-    from matrix.bisect import Prober
-    from matrix.config import EnvSpec, ModelSpec
-
-    template = EnvSpec(name=f"tf-{version}", transformers=f"=={version}", torch=TORCH)
-    model = ModelSpec(name="corpus", source_kind="path", source=".", task="causal-lm")
-    prober = Prober(None, model, template, cache, cache)  # type: ignore[arg-type]  # only its env cache is used
-    python, _, problem = prober.ensure_env(template)
-    assert python is not None, problem
-    return python
+    """The env of `version`, from conftest's env factory (built once per session, kept in the
+    shared cache between sessions; `cache` is that cache)."""
+    assert cache == CACHE, f"the env factory builds under {CACHE}, not {cache}"
+    return real_env(f"=={version}", TORCH)
 
 
 def config_text(version: str, models: dict[str, str]) -> str:

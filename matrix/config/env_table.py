@@ -70,11 +70,13 @@ def _transformers(table: Table, text: str) -> tuple[str, str | None]:
     if text.startswith(PATH_PREFIX):
         return text, _build_path(table, text.removeprefix(PATH_PREFIX).strip())
     if text.startswith(VCS_PREFIX):
+        problem = f"{text!r} is not a VCS URL such as 'git+https://host/repo@ref'"
+        if not re.fullmatch(r"git\+(https?|ssh|file|git)://\S+", text):
+            raise table.error("transformers", problem)
         try:
             Requirement(f"transformers @ {text}")
         except InvalidRequirement as error:
-            problem = f"{text!r} is not a VCS URL such as 'git+https://host/repo@ref' ({error})"
-            raise table.error("transformers", problem) from None
+            raise table.error("transformers", f"{problem} ({error})") from None
         return text, None
     if "://" in text or re.match(r"^(hg|svn|bzr)\+", text):
         raise table.error("transformers", f"{text!r}: only git URLs ('git+https://...@ref') are installable by uv")
