@@ -1,7 +1,7 @@
 """Fixtures and the marks that say what a test costs.
 
-- `env_factory` builds real uv envs, one per (transformers, torch) for the whole session, so
-  `latest` and 4.40.2 are each built once however many files need them.
+- `env_factory` (`tests.helpers.real_env`) builds real uv envs, one per (transformers, torch)
+  for the whole session, so `latest` and 4.40.2 are each built once however many files need them.
 - The collection hook marks `e2e` and `network` every test that reaches the env factory or a
   helper registered with `tests.helpers.builds_envs` (through its fixtures or the module
   functions it calls): the inner loop `pytest -m "not e2e"` builds no env and runs no nox session.
@@ -12,15 +12,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import functools
-import os
-import sys
 import textwrap
 import types
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -144,41 +141,11 @@ def fixture_cache() -> Path:
 
 
 @pytest.fixture(scope="session")
-def env_factory() -> Iterator[Callable[..., Path]]:
-    """`env_factory(transformers, torch=TORCH) -> python`: a real uv env, built once per spec.
-
-    The envs live under the shared cache (`test-envs/`) and are kept between sessions: uv
-    installs from its cache by hard links in about 2 s, but a fresh env's first
-    `import torch, transformers` compiles bytecode (about 8 s more); `install_env`'s marker
-    clears and rebuilds an env whose requirements changed (`latest` after a new release).
-    A lock per env lets sessions of several checkouts or terminals share them."""
-    from matrix import proc
-    from matrix.config import EnvSpec
-    from matrix.envs.run import install_env
-
-    built: dict[tuple[str, str], Path] = {}
-    interpreter = os.path.realpath(sys.executable)
-
-    def build(transformers: str, torch: str = TORCH) -> Path:
-        helpers.require_e2e("builds an env (env_factory)")
-        key = (transformers, torch)
-        if key not in built:
-            name = "tf-" + transformers.lstrip("=") + "-torch-" + torch.lstrip("=")
-            venv = CACHE / "test-envs" / name
-            venv.parent.mkdir(parents=True, exist_ok=True)
-            python, stamp = venv / "bin" / "python", venv.parent / f"{name}.python"  # uv venv --clear keeps it
-            with open(venv.parent / f"{name}.lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-                if not (python.exists() and stamp.is_file() and stamp.read_text() == interpreter):
-                    created = proc.run(["uv", "venv", "--clear", "--quiet", "--python", interpreter, venv])
-                    assert created.ok, created.output
-                    stamp.write_text(interpreter)
-                installed = install_env(python, EnvSpec(name=name, transformers=transformers, torch=torch))
-                assert installed.ok, installed.output
-            built[key] = python
-        return built[key]
-
-    yield build
+def env_factory() -> Callable[..., Path]:
+    """`env_factory(transformers, torch=TORCH) -> python`: a real uv env, built once per
+    (transformers, torch) for the session and kept under the shared cache between sessions
+    (`tests.helpers.real_env`, which plain functions of a test file may call too)."""
+    return helpers.real_env
 
 
 @pytest.fixture(scope="session")

@@ -84,6 +84,45 @@ def require_e2e(what: str) -> None:
         pytest.fail(f"{item.nodeid} {what} but is not marked e2e: mark it, or reach the builder directly")
 
 
+_ENVS: dict[tuple[str, str], Path] = {}
+
+
+@builds_envs
+def real_env(transformers: str, torch: str = TORCH) -> Path:
+    """The interpreter of a real uv env with `transformers` (a spec: `==4.40.2`, `latest`) and
+    torch, built once per session (conftest's `env_factory` hands this out).
+
+    The envs live under the shared cache (`test-envs/`) and are kept between sessions: uv
+    installs from its cache by hard links in about 2 s, but a fresh env's first
+    `import torch, transformers` compiles bytecode (about 8 s more). `install_env`'s marker
+    clears and rebuilds an env whose requirements changed (`latest` after a new release), and
+    a lock per env lets the sessions of several terminals share them."""
+    import fcntl
+
+    from matrix import proc
+    from matrix.config import EnvSpec
+    from matrix.envs.run import install_env
+
+    require_e2e("builds an env")
+    key = (transformers, torch)
+    if key not in _ENVS:
+        name = "tf-" + transformers.lstrip("=") + "-torch-" + torch.lstrip("=")
+        venv = CACHE / "test-envs" / name
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        interpreter = os.path.realpath(sys.executable)
+        python, stamp = venv / "bin" / "python", venv.parent / f"{name}.python"  # outside: uv venv --clear
+        with open(venv.parent / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not (python.exists() and stamp.is_file() and stamp.read_text() == interpreter):
+                created = proc.run(["uv", "venv", "--clear", "--quiet", "--python", interpreter, venv])
+                assert created.ok, created.output
+                stamp.write_text(interpreter)
+            installed = install_env(python, EnvSpec(name=name, transformers=transformers, torch=torch))
+            assert installed.ok, installed.output
+        _ENVS[key] = python
+    return _ENVS[key]
+
+
 def make_cell(env: str, model: str, status: Status | str, variant: str = "", **extra) -> CellResult:
     """A cell result as the runner would write it (reason filled in for non-passes)."""
     status = Status(status)
