@@ -6,15 +6,9 @@ shipped default matrix once, checked against the outcome DESIGN.md measured.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT, cells_of, run_matrix
 
 pytestmark = pytest.mark.e2e
 
@@ -47,36 +41,6 @@ task = "causal-lm"
 trust_remote_code = true
 shims = ["pad-padding-side+extract-past"]
 """
-
-
-def run_matrix(tmp_path: Path, config: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
-    results = tmp_path / "results"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MATRIX_")}
-    env.update(MATRIX_CONFIG=str(config), MATRIX_RESULTS=str(results), MATRIX_CACHE=str(ROOT / ".cache"))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nox",
-            "-f",
-            str(ROOT / "noxfile.py"),
-            "-s",
-            "matrix",
-            "--envdir",
-            str(tmp_path / "nox"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    matrix_file = results / "matrix.json"
-    assert matrix_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
-    return done, json.loads(matrix_file.read_text())
-
-
-def cells_of(data: dict) -> dict[tuple[str, str], dict]:
-    return {(c["env"], c["model"] + (f"+{c['variant']}" if c["variant"] else "")): c for c in data["cells"]}
 
 
 @pytest.fixture(scope="module")
