@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from tests.test_corpus import FIXTURES, TORCH, corpus, corpus_models  # noqa: F401  (a fixture)
 from tests.helpers import cells_of, run_matrix
+from tests.test_corpus import FIXTURES, TORCH, corpus, corpus_models  # noqa: F401  (a fixture)
 
 RELEASES = {"tf-4.50": "4.50.3", "tf-4.57": "4.57.6", "tf-5.24": "5.24.0"}
 MODELS = ("removed-method", "moved-import", "cache-none", "missing-package", "silent-nan")
