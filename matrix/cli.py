@@ -20,9 +20,6 @@ from matrix.init import write_starter
 # changes into the noxfile's folder, and inside the package `bisect` would shadow the stdlib's).
 NOXFILE = '"""Written by transformers-matrix run."""\n\nfrom matrix.sessions import *  # noqa: F403\n'
 
-# The exit codes a script can tell apart (nox's own are passed through: 1 a failed session).
-EXIT_CONFIG_ERROR = 2
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(

@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 from matrix import config as matrix_config
+from matrix import exit_codes
 from matrix.envs.gpus import gpu_for_env, visible_gpus
 from matrix.envs.plan import new_run_id
 from matrix.envs.run import probe_env, wheelhouse_env
@@ -52,12 +54,12 @@ if not CONFIG_PATH.is_file():
         " or name one with MATRIX_CONFIG=path/to/matrix.toml",
         file=sys.stderr,
     )
-    sys.exit(2)
+    sys.exit(exit_codes.USAGE)
 try:
     CONFIG = matrix_config.load(CONFIG_PATH)
 except matrix_config.ConfigError as error:
     print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(exit_codes.USAGE)
 for warning in CONFIG.warnings():
     print(f"warning: {warning}", file=sys.stderr)
 if CONFIG.settings.wheelhouse:  # air-gapped: nox's own venvs and installs come from it too
@@ -74,7 +76,7 @@ if "MATRIX_RUN_ID" not in os.environ:
 RUN_ID = os.environ["MATRIX_RUN_ID"]
 if not SAFE_PART.match(RUN_ID):  # it names a folder under results/runs: no separators, no leading dot
     print(f"error: MATRIX_RUN_ID {RUN_ID!r} is not a folder name (letters, digits, '.', '_', '-')", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(exit_codes.USAGE)
 # Each config publishes beside itself (its own results/ and history), so running another
 # config never touches the default's published results.
 RESULTS = HERE / os.environ.get("MATRIX_RESULTS", CONFIG_PATH.resolve().parent / "results")
@@ -150,16 +152,27 @@ def bisect_breaks(session: nox.Session) -> None:
 
     Each report goes into this run's folder (`_bisect-<model>.json`), so the run's report
     carries only its own bisects; every probe is a cached fact, so a warm rerun probes nothing."""
-    from matrix.bisect import BisectError, bisect
+    from matrix.bisect import BisectError, bisect_models
     from matrix.releases import ReleasesError
 
-    for model in CONFIG.models:
-        try:
-            bisect(CONFIG, model.name, results=RESULTS, cache=CACHE, run_dir=run_dir(session))
-        except BisectError as why:
-            session.log(f"bisect {model.name}: nothing to bisect ({why})")
-        except ReleasesError as why:
-            session.warn(f"bisect {model.name}: the release list could not be read ({why})")
+    names = [model.name for model in CONFIG.models]
+    try:
+        reports = bisect_models(CONFIG, names, results=RESULTS, cache=CACHE, run_dir=run_dir(session), jobs=jobs())
+    except ReleasesError as why:
+        session.warn(f"bisect: the release list could not be read ({why})")
+        return
+    for name, report in reports.items():
+        if isinstance(report, BisectError):
+            session.log(f"bisect {name}: nothing to bisect ({report})")
+
+
+def jobs() -> int:
+    """Probes side by side in the bisect and the release search: MATRIX_JOBS, else `[settings] jobs`,
+    else one per CPU (one per GPU on a GPU box)."""
+    from matrix.bisect.batch import default_jobs
+
+    given = os.environ.get("MATRIX_JOBS") or CONFIG.settings.jobs
+    return int(given) if given else default_jobs(len(visible_gpus()))
 
 
 def search_releases(session: nox.Session) -> None:
@@ -173,7 +186,7 @@ def search_releases(session: nox.Session) -> None:
 
     try:
         releases = cached_releases("transformers", CACHE)
-        search_newest(CONFIG, run_dir(session), results=RESULTS, cache=CACHE, releases=releases)
+        search_newest(CONFIG, run_dir(session), results=RESULTS, cache=CACHE, releases=releases, jobs=jobs())
     except ReleasesError as why:
         session.warn(f"release search: the release list could not be read ({why})")
     except CollectError as why:
@@ -185,11 +198,7 @@ def report(session: nox.Session) -> None:
     """Re-render results/ from the newest run (or `-- RUN_DIR`, or `-- --merge DIR...` of shards), without probing.
 
     --merge first merges the shards (run folders from other machines) into one new run folder."""
-    session.install("tabulate", "packaging")
-    session.run(
-        "python", "-m", "matrix", "report", *session.posargs, "--results", str(RESULTS), "--cache", str(CACHE),
-        env={"PYTHONPATH": PACKAGE_HOME},
-    )  # fmt: skip
+    run_report(session, session.posargs)
 
 
 @nox.session(venv_backend="uv")
@@ -221,11 +230,24 @@ def bisect_search_and_report(session: nox.Session, run: Path, report_args: list[
         bisect_breaks(session)
     if CONFIG.settings.search_releases:
         search_releases(session)
+    run_report(session, [str(run), *report_args])
+
+
+def run_report(session: nox.Session, args: list[str]) -> None:
+    """`python -m matrix report ARGS` in a small venv of its own. Its exit codes that mean
+    something (a config error, a probe failure, a regression) leave nox as they are, so a
+    script tells them apart from one another and from a failed session (1)."""
     session.install("tabulate", "packaging")
-    session.run(
-        "python", "-m", "matrix", "report", str(run), "--results", str(RESULTS), "--cache", str(CACHE), *report_args,
-        env={"PYTHONPATH": PACKAGE_HOME},
-    )  # fmt: skip
+    try:
+        session.run(
+            "python", "-m", "matrix", "report", *args, "--results", str(RESULTS), "--cache", str(CACHE),
+            env={"PYTHONPATH": PACKAGE_HOME},
+        )  # fmt: skip
+    except CommandFailed as failed:
+        if failed.return_code in exit_codes.MEANING:
+            session.log(f"report: exit {failed.return_code} ({exit_codes.MEANING[failed.return_code]})")
+            raise SystemExit(failed.return_code) from None
+        raise
 
 
 @nox.session(venv_backend="none")

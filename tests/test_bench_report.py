@@ -13,7 +13,7 @@ import random
 import pytest
 
 from matrix.diagnosis import diagnose, load_known_breaks
-from matrix.judge.drift import judge
+from matrix.judge.drift import judge_outputs, with_judgements
 from matrix.recommend import recommend
 from matrix.report.render import markdown, matrix_json, terminal
 from matrix.results.aggregate import aggregate
@@ -54,7 +54,7 @@ def big_run(tmp_path_factory):
 
 def report(run):
     matrix = aggregate(run)
-    judge(matrix, {}, {})
+    matrix = with_judgements(matrix, judge_outputs(matrix, {}, {}))
     unknown = diagnose(matrix, load_known_breaks())
     rec = recommend(matrix)
     return markdown(matrix, rec, "now", unknown), terminal(matrix, rec), matrix_json(matrix, rec, "now", unknown)

@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, ElementHandle, Page, sync_playwright
 from matrix import history
 from matrix.config import load as load_config
 from matrix.diagnosis import diagnose, load_known_breaks
-from matrix.judge.drift import judge
+from matrix.judge.drift import judge_outputs, with_judgements
 from matrix.recommend import recommend
 from matrix.report.charts import RUNS_SHOWN
 from matrix.report.page import page
@@ -269,7 +269,7 @@ def hostile_page(tmp_path: Path) -> Path:
     ]
     run = Run(tmp_path / "runs" / "hostile", envs, cells, [HOSTILE_MODEL, "plain"])
     matrix = aggregate(run)
-    judge(matrix, run.model_specs, run.settings)
+    matrix = with_judgements(matrix, judge_outputs(matrix, run.model_specs, run.settings))
     unknown = diagnose(matrix, load_known_breaks())
     assert unknown, "the OSError cell should stay unrecognised, so its message is listed too"
     runs = [  # one history line whose every text is hostile, the status too

@@ -105,7 +105,7 @@ def test_a_broken_table_names_the_entry(tmp_path):
 
 
 def test_a_teams_own_table_is_consulted_before_the_built_in_one(tmp_path):
-    from matrix.__main__ import known_breaks
+    from matrix.pipeline import known_breaks
 
     path = tmp_path / "breaks.toml"
     entry = {

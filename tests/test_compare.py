@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matrix.judge.drift import judge, similarity_accuracy
+from matrix.judge.drift import judge_outputs, similarity_accuracy, with_judgements
 from matrix.recommend import recommend
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import Run
@@ -27,7 +27,7 @@ def matrix_of(*cells, specs=None):
     envs = {env: {"packages": {"transformers": version}} for env, version in VERSIONS.items()}
     models = list(dict.fromkeys(cell.model for cell in cells))
     matrix = aggregate(Run(Path("runs/r"), envs, list(cells), models))
-    judge(matrix, specs or {}, SETTINGS)
+    matrix = with_judgements(matrix, judge_outputs(matrix, specs or {}, SETTINGS))
     return matrix
 
 

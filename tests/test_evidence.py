@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matrix.diagnosis import diagnose, load_known_breaks
-from matrix.judge.drift import judge
+from matrix.judge.drift import judge_outputs, with_judgements
 from matrix.recommend import describe_windows, recommend
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import Run
@@ -50,7 +50,7 @@ def chatglm_run():
         cells.append(make_cell(env, "glm", Status(status), variant=variant, **extra))
     envs = {env: {"name": env, "packages": {"transformers": version}} for env, version in VERSIONS.items()}
     matrix = aggregate(Run(Path("runs/r1"), envs, cells, ["glm"]))
-    judge(matrix, {}, {})
+    matrix = with_judgements(matrix, judge_outputs(matrix, {}, {}))
     diagnose(matrix, load_known_breaks())
     return matrix
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+from matrix import exit_codes
 from matrix.history import HISTORY_FILE, compare, fingerprint, load, record, summary
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import collect
@@ -158,7 +159,7 @@ def test_history_appends_skips_damaged_lines_replaces_a_rerendered_run_and_reads
     assert any("damaged line 2" in warning for warning in warnings)
 
 
-def test_fail_on_regression_makes_the_report_exit_1(tmp_path):
+def test_fail_on_regression_makes_the_report_exit_4(tmp_path):
     results = tmp_path / "results"
 
     def report(run_id, status):
@@ -177,7 +178,7 @@ def test_fail_on_regression_makes_the_report_exit_1(tmp_path):
     assert second.returncode == 0 and "- no regressions" in second.stdout
     assert "- not enough history on this machine (1 run): old/m" in second.stdout
     broken = report("r3", Status.FAIL)
-    assert broken.returncode == 1 and "- new failure: old/m (pass -> fail)" in broken.stdout
+    assert broken.returncode == exit_codes.REGRESSION and "- new failure: old/m (pass -> fail)" in broken.stdout
     assert "Since the last published run" in (results / "COMPATIBILITY.md").read_text()
     assert len((results / HISTORY_FILE).read_text().splitlines()) == 3
     assert json.loads((results / HISTORY_FILE).read_text().splitlines()[-1])["run_id"] == "r3"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matrix.diagnosis import diagnose, load_known_breaks
-from matrix.judge.drift import judge
+from matrix.judge.drift import judge_outputs, with_judgements
 from matrix.recommend import recommend
 from matrix.report.render import cell_text
 from matrix.results.aggregate import aggregate
@@ -27,7 +27,7 @@ def run_of(cells, packages=None, settings=None):
         for env, version in VERSIONS.items()
     }
     matrix = aggregate(Run(Path("runs/r1"), envs, cells, list(dict.fromkeys(c.model for c in cells))))
-    judge(matrix, {}, settings or {})
+    matrix = with_judgements(matrix, judge_outputs(matrix, {}, settings or {}))
     diagnose(matrix, load_known_breaks())
     return matrix
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from matrix.results.aggregate import Matrix
@@ -134,27 +135,66 @@ def _shape(value: Any) -> Any:
     return value
 
 
-def judge(matrix: Matrix, model_specs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
-    """Apply shim verification, drift flags and budgets to the matrix's cells in place."""
+@dataclass(frozen=True)
+class Judgement:
+    """What judging decided about one passing cell: its status and reason (a shim that
+    changes outputs becomes a failure), its drift flag and the budgets it misses."""
+
+    env: str
+    model: str
+    variant: str
+    status: Status
+    reason: str
+    drift: dict[str, Any] | None
+    over_budget: tuple[dict[str, Any], ...]
+
+
+def judge_outputs(matrix: Matrix, model_specs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> list[Judgement]:
+    """Judge every passing cell by shim verification, drift and budgets; the matrix is not
+    touched (`with_judgements` makes the judged copy)."""
     refs = references(matrix)
+    decided = []
     for row in matrix.rows:
         ref = refs.get(row.model)
         for cell in row.cells.values():
             if cell is None or not cell.status.passed:
                 continue
-            diff = difference(ref, cell, settings) if ref is not None and cell is not ref else None
-            if cell.status is Status.PASS_WITH_SHIM:
-                if diff is None and cell is not ref:
-                    cell.reason = f"passes with shim {cell.variant}; outputs unverified (no unshimmed pass to compare)"
-                elif diff not in (None, SAME):
-                    cell.status, cell.reason = Status.FAIL, f"shim changes outputs: {diff}"
-                    continue
-            if diff is not None and ref is not None:
-                cell.drift = {"reference": ref.env, "differs": diff != SAME, "detail": diff}
-                collapsed = degenerate(ref, cell)
-                if collapsed:
-                    cell.drift.update(degenerate=True, detail=collapsed)
-            cell.over_budget = over_budget(cell, model_specs.get(row.model, {}), settings)
+            decided.append(_judge_cell(cell, ref, model_specs.get(row.model, {}), settings))
+    return decided
+
+
+def _judge_cell(cell: CellResult, ref: CellResult | None, spec: dict[str, Any], settings: dict[str, Any]) -> Judgement:
+    status, reason, drift = cell.status, cell.reason, None
+    diff = difference(ref, cell, settings) if ref is not None and cell is not ref else None
+    if cell.status is Status.PASS_WITH_SHIM:
+        if diff is None and cell is not ref:
+            reason = f"passes with shim {cell.variant}; outputs unverified (no unshimmed pass to compare)"
+        elif diff not in (None, SAME):
+            failed = f"shim changes outputs: {diff}"
+            return Judgement(cell.env, cell.model, cell.variant, Status.FAIL, failed, None, ())
+    if diff is not None and ref is not None:
+        drift = {"reference": ref.env, "differs": diff != SAME, "detail": diff}
+        collapsed = degenerate(ref, cell)
+        if collapsed:
+            drift.update(degenerate=True, detail=collapsed)
+    budgets = tuple(over_budget(cell, spec, settings))
+    return Judgement(cell.env, cell.model, cell.variant, status, reason, drift, budgets)
+
+
+def with_judgements(matrix: Matrix, judgements: list[Judgement]) -> Matrix:
+    """A copy of `matrix` whose judged cells carry what `judge_outputs` decided (the cells
+    themselves are copied, so the collected run stays as it was read)."""
+    by_cell = {(j.env, j.model, j.variant): j for j in judgements}
+
+    def judged(cell: CellResult | None) -> CellResult | None:
+        found = by_cell.get((cell.env, cell.model, cell.variant)) if cell is not None else None
+        if cell is None or found is None:
+            return cell
+        budgets = list(found.over_budget)
+        return replace(cell, status=found.status, reason=found.reason, drift=found.drift, over_budget=budgets)
+
+    rows = [replace(row, cells={env: judged(cell) for env, cell in row.cells.items()}) for row in matrix.rows]
+    return replace(matrix, rows=rows)
 
 
 def degenerate(reference: CellResult, cell: CellResult) -> str | None:
