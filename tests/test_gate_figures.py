@@ -37,8 +37,8 @@ import pytest
 from matrix import history
 from matrix.envs.run import ensure_fixtures
 from matrix.judge import gate
-from tests.conftest import ROOT
 from tests.fault_models import write_faulty_model
+from tests.helpers import ROOT, nox_command
 
 pytestmark = [pytest.mark.bench, pytest.mark.slow, pytest.mark.e2e]
 
@@ -114,7 +114,7 @@ def plant_model(folder: Path, tokenizer: Path, sleep_s: float, alloc_mb: int) ->
 def matrix_run(config: Path, results: Path, envdir: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {**os.environ, "MATRIX_CONFIG": str(config), "MATRIX_RESULTS": str(results), "HF_HUB_OFFLINE": "1"}
     env.pop("MATRIX_RUN_ID", None)
-    args = [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "matrix", "--envdir", str(envdir)]
+    args = nox_command(envdir, "-s", "matrix")
     start = time.perf_counter()
     done = subprocess.run([*args, "--", "--fail-on-regression"], env=env, capture_output=True, text=True, timeout=900)
     return done, time.perf_counter() - start

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -18,7 +17,7 @@ import pytest
 from matrix.config import ModelSpec
 from matrix.envs.gpus import gpu_for_env, gpus_from_listing, visible_gpus
 from matrix.envs.run import ensure_pypi_model
-from tests.conftest import ROOT, TWO_ENVS_ONE_MODEL
+from tests.helpers import ROOT, TWO_ENVS_ONE_MODEL, run_nox
 
 LISTING = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0f3c2a8e-1111-2222-3333-444455556666)
 GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-9a8b7c6d-1111-2222-3333-444455556666)
@@ -136,9 +135,8 @@ def nox(tmp: Path, config: Path, *args: str, results: Path | None = None, **env_
         MATRIX_CACHE=str(ROOT / ".cache"),
         **env_extra,
     )
-    command = [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "--envdir", str(tmp / "nox"), *args]
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1500)
+    done = run_nox(tmp / "nox", *args, env=env)
     return done, time.perf_counter() - started
 
 

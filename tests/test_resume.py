@@ -8,13 +8,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT, nox_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -46,7 +45,7 @@ def start(tmp: Path, run_id: str, *posargs: str) -> subprocess.Popen[bytes]:
         MATRIX_CACHE=str(ROOT / ".cache"),
         MATRIX_RUN_ID=run_id,
     )
-    args = [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "matrix", "--envdir", str(tmp / "nox")]
+    args = nox_command(tmp / "nox", "-s", "matrix")
     return subprocess.Popen(
         [*args, *(["--", *posargs] if posargs else [])],
         env=env,

@@ -16,13 +16,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from matrix.diagnosis.failure import read_failure
 from matrix.judge.drift import SAME, difference, over_budget
-from tests.conftest import ROOT, make_cell
+from tests.helpers import ROOT, make_cell, run_nox
 
 # Builds real envs and runs a whole `nox -s matrix`: minutes, not the inner loop.
 pytestmark = pytest.mark.e2e
@@ -91,14 +90,7 @@ def team_run(tmp_path_factory):
     before = published.stat().st_mtime_ns if published.exists() else None
     env = {key: value for key, value in os.environ.items() if not key.startswith("MATRIX_")}
     env.update(MATRIX_CONFIG=str(config), MATRIX_CACHE=str(ROOT / ".cache"))
-    done = subprocess.run(
-        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "matrix"]
-        + ["--envdir", str(outside / "nox")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
+    done = run_nox(outside / "nox", "-s", "matrix", env=env)
     matrix_file = repo / "results" / "matrix.json"
     assert matrix_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     after = published.stat().st_mtime_ns if published.exists() else None
