@@ -13,7 +13,7 @@ from matrix.config import load
 from matrix.newest import blockers as upgrade
 from matrix.newest import confirm
 from matrix.newest import search as newest
-from matrix.newest.search import PASS, Candidate, Question, Track, next_step
+from matrix.newest.search import PASS, OpenQuestion, PinCandidate, Track, next_step
 from matrix.recommend import recommend
 from matrix.report.page import page
 from matrix.report.render import markdown, pins, terminal
@@ -56,7 +56,7 @@ def test_two_models_whose_windows_overlap_partly_meet_on_a_release_no_env_names(
         "plain": {"": passes_everywhere()},
     }
     step = next_step(LINE, tracks, ["old", "new", "plain"], shims=False)
-    assert step == Candidate(
+    assert step == PinCandidate(
         "4.45.1", {"old": "", "new": "", "plain": ""}, {"old": "window", "new": "window", "plain": "assumed"}
     )
     assert step.release not in ENVS
@@ -74,7 +74,7 @@ def test_a_patch_release_that_undoes_a_break_is_the_answer():
         "plain": {"": passes_everywhere()},
     }
     step = next_step(LINE, tracks, ["patched", "plain"], shims=False)
-    assert isinstance(step, Candidate) and step.release == "4.42.2"
+    assert isinstance(step, PinCandidate) and step.release == "4.42.2"
 
 
 def shim_tracks() -> newest.Tracks:
@@ -93,10 +93,14 @@ def test_only_shims_make_one_release_possible_and_the_fewest_shims_win():
     assert next_step(LINE, tracks, ["legacy", "modern"], shims=False) is None
     step = next_step(LINE, tracks, ["legacy", "modern"], shims=True)
     # fix+more runs legacy on every release, but 4.50.0 with two shims beats nothing only where one is not enough
-    assert step == Candidate("4.50.0", {"legacy": "fix+more", "modern": ""}, {"legacy": "window", "modern": "observed"})
+    assert step == PinCandidate(
+        "4.50.0", {"legacy": "fix+more", "modern": ""}, {"legacy": "window", "modern": "observed"}
+    )
     del tracks["legacy"]["fix+more"]
     step = next_step(LINE, tracks, ["legacy", "modern"], shims=True)
-    assert isinstance(step, Candidate) and step.release == "4.48.0" and step.choices == {"legacy": "fix", "modern": ""}
+    assert (
+        isinstance(step, PinCandidate) and step.release == "4.48.0" and step.choices == {"legacy": "fix", "modern": ""}
+    )
     assert upgrade.shim_words(step.choices) == "shim fix for legacy"
 
 
@@ -120,9 +124,9 @@ def test_no_single_release_serves_everyone():
 def test_what_no_window_decides_is_a_question_and_agreeing_neighbours_are_assumed():
     tracks = {"unbisected": {"": Track(points=cells_at(PASS, BROKE))}, "plain": {"": passes_everywhere()}}
     step = next_step(LINE, tracks, ["unbisected", "plain"], shims=False)
-    assert step == Question("unbisected", "", "4.49.0", "4.40.0", "4.50.0")
+    assert step == OpenQuestion("unbisected", "", "4.49.0", "4.40.0", "4.50.0")
     assert newest.verdict(tracks["plain"][""], "4.45.0").how == "assumed"
-    assert next_step(LINE, tracks, ["plain"], shims=False, excluded={"4.50.0"}, floor="4.45.0") == Candidate(
+    assert next_step(LINE, tracks, ["plain"], shims=False, excluded={"4.50.0"}, floor="4.45.0") == PinCandidate(
         "4.49.0", {"plain": ""}, {"plain": "assumed"}
     )
 
@@ -165,7 +169,7 @@ class FakeProber:
     built: set[str] = set()
     asked: list[tuple[str, str, str]] = []
 
-    def __init__(self, config, model, template, results, cache) -> None:
+    def __init__(self, config, model, template, results, cache, reference=None) -> None:
         self.model, self.template = model, template
         self.outcomes: dict[tuple[str, str], dict[str, Any]] = {}
         self.builds = self.probes = 0
@@ -208,9 +212,10 @@ task = "causal-lm"
 def fake(monkeypatch, write_config):
     FakeProber.truth, FakeProber.built, FakeProber.asked = {}, set(), []
     monkeypatch.setattr(confirm, "Prober", FakeProber)
+    monkeypatch.setattr(confirm, "answer_many", lambda asks, jobs: [p.answer(r, v) for p, r, v in asks])
     monkeypatch.setattr(confirm, "freeze", lambda python: {"transformers": "frozen", "torch": "2.13.0+cpu"})
 
-    def make(limit: int = 20, legacy_at_50: str = "fail") -> confirm.Search:
+    def make(limit: int = 20, legacy_at_50: str = "fail") -> confirm.ReleaseSearch:
         config = load(write_config(CONFIG.format(limit=limit)))
         envs = {
             "tf-4.40": {"packages": {"transformers": "4.40.0", "torch": "2.13.0"}},
@@ -229,7 +234,7 @@ def fake(monkeypatch, write_config):
         matrix = aggregate(Run(Path("runs/r1"), envs, cells, ["plain", "legacy"]))
         bisects = {"legacy": {"windows": [window("4.40.0", "4.45.1"), window("4.46.0", "4.50.0", BROKE)]}}
         tracks = confirm.tracks_of(matrix, bisects, config.settings.to_dict(), ["plain", "legacy"])
-        return confirm.Search(config, matrix, tracks, LINE, Path("results"), Path(".cache"))
+        return confirm.ReleaseSearch(config, matrix, tracks, LINE, Path("results"), Path(".cache"))
 
     return make
 

@@ -33,6 +33,7 @@ def parse_settings(table: Table) -> Settings:
         search_releases=table.get("search_releases", bool, default.search_releases),
         max_release_builds=table.whole("max_release_builds", default.max_release_builds) or default.max_release_builds,
         known_breaks=_known_breaks(table),
+        jobs=table.whole("jobs", default.jobs) or default.jobs,
     )
 
 

@@ -171,6 +171,9 @@ class Settings:
     # a probe of each (README, "The newest release"), building at most this many envs.
     search_releases: bool = False
     max_release_builds: int = 20
+    # How many bisect and release-search probes (env builds, runners) run side by side:
+    # 0 is one per CPU, or one per GPU on a GPU box.
+    jobs: int = 0
     # The team's own known-break table (same format as matrix/diagnosis/known_breaks.toml),
     # consulted before the built-in one; absolute (a relative path starts at the config's folder).
     known_breaks: str | None = None

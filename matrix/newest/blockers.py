@@ -13,7 +13,7 @@ from typing import Any
 from packaging.version import Version
 
 from matrix.envs.plan import variant_words
-from matrix.newest.search import Track, Verdict, first_failing, newest_running, preferred, tracks_from, verdict
+from matrix.newest.search import Track, TrackVerdict, first_failing, newest_running, preferred, tracks_from, verdict
 
 
 def shim_words(choices: dict[str, str]) -> str:
@@ -127,7 +127,7 @@ def blockers(
     return rows
 
 
-def _newest_text(base: Track | None, line: list[str], own: tuple[str, Verdict] | None) -> str:
+def _newest_text(base: Track | None, line: list[str], own: tuple[str, TrackVerdict] | None) -> str:
     if own is None:
         return "none"
     release, said = own
@@ -141,7 +141,7 @@ def _newest_text(base: Track | None, line: list[str], own: tuple[str, Verdict] |
 def _break(
     model: str,
     variant: str,
-    failing: tuple[str, Verdict],
+    failing: tuple[str, TrackVerdict],
     track: Track,
     variants: dict[str, Track],
     line: list[str],

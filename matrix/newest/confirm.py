@@ -1,15 +1,18 @@
 """Find the newest release that runs every model, probing only what the evidence leaves open, and confirm it.
 
 `[settings] search_releases = true`: after the run's envs and bisects, the search
-(matrix/newest.py) walks the release line between the run's oldest and newest env from
-the newest down. A release where the evidence cannot decide a model (between a pass and a
-failure that no bisect mapped) is settled by a binary search of that gap; a release the
-evidence says runs everyone is *confirmed* by a real probe of every model on it (its base
-cell, or the shim variant chosen for it), and only a confirmed release is recommended: a
-pin is never inferred. A confirm that fails (or says nothing) is recorded and the release
-excluded, and the search goes on to the next candidate. Every probe is the bisect's
-`Prober` (so a cached fact is never asked twice); on a release one of the run's envs has,
-the run's own cells are the probes. The work is bounded by env builds:
+(`matrix.newest.search`, over the tracks of `matrix.newest.tracks`) walks the release line
+between the run's oldest and newest env from the newest down. A release where the evidence
+cannot decide a model (between a pass and a failure that no bisect mapped) is settled by a
+binary search of that gap; a release the evidence says runs everyone is *confirmed* by a
+real probe of every model on it (its base cell, or the shim variant chosen for it), and
+only a confirmed release is recommended: a pin is never inferred. A confirm that fails (or
+says nothing) is recorded and the release excluded, and the search goes on to the next
+candidate. Every probe is the bisect's `Prober` (so a cached fact is never asked twice),
+and every model's confirm on one release is one runner in that release's env
+(`matrix.bisect.batch`); on a release one of the run's envs has, the run's own cells are
+the probes. A release where a model runs with outputs other than its reference ("outputs
+differ", from its cell or a probe) is never the pin. The work is bounded by env builds:
 (breaks found) x (ceil(log2 releases) + 1) + 1, and `max_release_builds`.
 
 The record goes to `<run>/_newest.json` (the report reads it, see collect.collect_newest):
@@ -27,13 +30,15 @@ from typing import Any
 
 from packaging.version import Version
 
-from matrix.bisect.probe import Prober, error_of, outcome_of
+from matrix.bisect.batch import answer_many
+from matrix.bisect.probe import Prober
 from matrix.config import Config, EnvSpec
 from matrix.envs.run import freeze
 from matrix.first_bad import first_bad
-from matrix.judge.drift import SAME, degenerate, difference, judge, references
+from matrix.judge.drift import SAME, degenerate, difference, judge_outputs, references, with_judgements
 from matrix.newest import blockers as upgrade
 from matrix.newest import search as newest
+from matrix.newest.tracks import passes_everywhere, search_line, tracks_of
 from matrix.results.aggregate import Matrix, aggregate, serves
 from matrix.results.collect import collect, collect_bisects, newest_file
 from probes.record import CellResult, cell_stem, write_json_atomic
@@ -43,63 +48,20 @@ class Limited(Exception):
     """The search reached its build limit."""
 
 
-def release_line(matrix: Matrix, releases: list[Version]) -> list[str]:
-    """Final releases from the run's oldest to its newest built env (and the envs' own versions)."""
-    versions = [env.version for env in matrix.envs if env.built and env.version is not None]
-    if not versions:
-        return []
-    low, high = min(versions), max(versions)
-    return [str(v) for v in sorted({*(r for r in releases if low <= r <= high), *versions})]
-
-
-def tracks_of(
-    matrix: Matrix, bisects: dict[str, dict[str, Any]], settings: dict[str, Any], models: list[str]
-) -> newest.Tracks:
-    """Each model's and variant's track: the bisect's windows, and the run's cells as points.
-
-    A cell serves its model by the recommendation's rule (`serves`: budgets when required,
-    no degenerate output, no drift when it blocks); one that passes but does not serve is a
-    failure here too. A cell that says nothing is no point.
-    """
-    require_budgets, drift_blocks = bool(settings.get("require_budgets")), bool(settings.get("drift_blocks"))
-    tracks: newest.Tracks = {}
-    for row in matrix.rows:
-        if row.model not in models:
-            continue
-        report = bisects.get(row.model) or {}
-        windows = report.get("windows") if not row.variant else (report.get("variants") or {}).get(row.variant)
-        track = newest.Track(windows=list(windows or []))
-        for env in matrix.envs:
-            cell = row.cells.get(env.name)
-            if cell is None or env.version is None or cell.status.says_nothing:
-                continue
-            outcome = outcome_of(cell)
-            if cell.status.passed and not serves(cell, require_budgets, drift_blocks):
-                outcome = f"{cell.phase or '-'} judged: {_why_not_serving(cell)}"
-            track.points[str(env.version)] = {
-                "outcome": outcome,
-                "error": error_of(cell),
-                "source": "cell",
-                "env": env.name,
-            }
-        tracks.setdefault(row.model, {})[row.variant] = track
-    return tracks
-
-
-def _why_not_serving(cell: CellResult) -> str:
-    drift = cell.drift or {}
-    if drift.get("degenerate") or drift.get("differs"):
-        return str(drift.get("detail"))
-    return "over budget: " + ", ".join(str(item.get("budget")) for item in cell.over_budget)
-
-
-class Search:
+class ReleaseSearch:
     """The search's state: tracks, probers per (model, template), what it excluded and asked."""
 
     def __init__(
-        self, config: Config, matrix: Matrix, tracks: newest.Tracks, line: list[str], results: Path, cache: Path
+        self,
+        config: Config,
+        matrix: Matrix,
+        tracks: newest.Tracks,
+        line: list[str],
+        results: Path,
+        cache: Path,
+        jobs: int = 1,
     ) -> None:
-        self.config, self.matrix, self.tracks, self.line = config, matrix, tracks, line
+        self.config, self.matrix, self.tracks, self.line, self.jobs = config, matrix, tracks, line, jobs
         self.results, self.cache = results, cache
         self.settings = config.settings
         self.probers: dict[tuple[str, str], Prober] = {}
@@ -136,29 +98,37 @@ class Search:
         key = (model, template.name)
         if key not in self.probers:
             spec = next(m for m in self.config.models if m.name == model)
-            self.probers[key] = Prober(self.config, spec, template, self.results, self.cache)
+            reference = self.references.get(model)  # a probe whose outputs changed is no pass
+            self.probers[key] = Prober(self.config, spec, template, self.results, self.cache, reference=reference)
         return self.probers[key]
 
     def ask(self, model: str, variant: str, release: str, why: str) -> dict[str, Any]:
         """Probe (or read the fact of) one variant on one release; the answer becomes a point."""
+        return self.ask_many([(model, variant, release, why)])[0]
+
+    def ask_many(self, items: list[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
+        """Several (model, variant, release, why) at once: one runner per release, side by side."""
         if self.builds >= self.limit()[1]:
             self.limited = True
             raise Limited
-        prober = self.prober(model, release)
-        outcome = prober.answer(release, variant)
-        said = prober.outcomes[(variant, release)]
-        point = {
-            "outcome": outcome,
-            "error": said.get("error"),
-            "source": "probe",
-            "how": said.get("source"),
-            "cell": said.get("cell"),
-        }
-        self.tracks.setdefault(model, {}).setdefault(variant, newest.Track()).points[release] = point
-        self.asked.append({"model": model, "variant": variant, "release": release, "why": why, **point})
-        return point
+        probers = [self.prober(model, release) for model, _, release, _ in items]
+        outcomes = answer_many([(p, r, v) for p, (_, v, r, _) in zip(probers, items, strict=True)], self.jobs)
+        points = []
+        for prober, (model, variant, release, why), outcome in zip(probers, items, outcomes, strict=True):
+            said = prober.outcomes[(variant, release)]
+            point = {
+                "outcome": outcome,
+                "error": said.get("error"),
+                "source": "probe",
+                "how": said.get("source"),
+                "cell": said.get("cell"),
+            }
+            self.tracks.setdefault(model, {}).setdefault(variant, newest.Track()).points[release] = point
+            self.asked.append({"model": model, "variant": variant, "release": release, "why": why, **point})
+            points.append(point)
+        return points
 
-    def settle(self, question: newest.Question) -> None:
+    def settle(self, question: newest.OpenQuestion) -> None:
         """A gap between a pass and a failure: binary search it (each answer a point); else probe the release."""
         model, variant = question.model, question.variant
         if question.below is None or question.above is None:
@@ -174,14 +144,29 @@ class Search:
 
         first_bad([question.below, *gap, question.above], same_as_below)
 
-    def confirm(self, candidate: newest.Candidate) -> dict[str, Any] | None:
+    def confirm(self, candidate: newest.PinCandidate) -> dict[str, Any] | None:
         """Probe every model on the release (the run's cells where an env has it); the answer, or None."""
         release = candidate.release
         env = next((e for e in self.matrix.envs if e.built and e.version == Version(release)), None)
         confirmed: dict[str, dict[str, Any]] = {}
+        # Outputs that changed never confirm the pin (drift_blocks or not): such a release
+        # runs the model, with other outputs.
+        rule = (self.settings.require_budgets, True)
+        cells = {
+            model: self.matrix.cell(env.name, model, variant) if env else None
+            for model, variant in candidate.choices.items()
+        }
+        probe_now = [
+            (model, variant, release, "confirm")
+            for model, variant in candidate.choices.items()
+            if not serves(cells[model], *rule)
+            and (self.tracks[model][variant].points.get(release) or {}).get("source") != "probe"
+        ]
+        if probe_now:
+            self.ask_many(probe_now)  # every model's confirm on this release in one runner
         for model, variant in candidate.choices.items():
-            cell = self.matrix.cell(env.name, model, variant) if env else None
-            if cell is not None and serves(cell, self.settings.require_budgets, self.settings.drift_blocks):
+            cell = cells[model]
+            if cell is not None and serves(cell, *rule):
                 confirmed[model] = {
                     "variant": variant,
                     "status": cell.status.value,
@@ -189,9 +174,7 @@ class Search:
                     "env": cell.env,
                 }
                 continue
-            point = self.tracks[model][variant].points.get(release) or {}
-            if point.get("source") != "probe":  # not probed by this search yet (a gap's probe counts)
-                point = self.ask(model, variant, release, "confirm")
+            point = self.tracks[model][variant].points[release]
             rejected = self._judge(model, variant, point)
             if point["outcome"] != newest.PASS or rejected:
                 error = point.get("error") or {}
@@ -249,7 +232,7 @@ class Search:
         return (freeze(python) if python else {}), f"{spec.name} ({prober.template.name}'s torch, python and pins)"
 
 
-def find(search: Search, models: list[str], *, shims: bool, floor: str | None) -> dict[str, Any] | None:
+def find(search: ReleaseSearch, models: list[str], *, shims: bool, floor: str | None) -> dict[str, Any] | None:
     """The newest confirmed release above `floor` (None: none, or the limit was reached)."""
     search.mode = "with shims" if shims else "as is"
     if not all(newest.runs_at_all(search.tracks, model, shims) for model in models):
@@ -261,7 +244,7 @@ def find(search: Search, models: list[str], *, shims: bool, floor: str | None) -
         if step is None:
             return None
         try:
-            if isinstance(step, newest.Question):
+            if isinstance(step, newest.OpenQuestion):
                 key = (step.model, step.variant, step.below, step.above)
                 if key in seen:  # settled once and still open (its probes said nothing)
                     search.exclude(step.release, f"{step.model} undecided")
@@ -276,30 +259,24 @@ def find(search: Search, models: list[str], *, shims: bool, floor: str | None) -
             return answer
 
 
-def _passes_everywhere(track: newest.Track | None) -> bool:
-    """Passes in every env that said something: the model the bisect never looks at."""
-    outcomes = [point.get("outcome") for point in (track.points.values() if track else [])]
-    return bool(outcomes) and all(outcome == newest.PASS for outcome in outcomes if outcome is not None)
-
-
 def search_newest(
-    config: Config, run_dir: Path, *, results: Path, cache: Path, releases: list[Version]
+    config: Config, run_dir: Path, *, results: Path, cache: Path, releases: list[Version], jobs: int = 1
 ) -> dict[str, Any]:
     """Search the run's release line, confirm the answers, write `<run>/_newest.json` and return it
     (nothing when no env of the run was built)."""
     start = time.perf_counter()
     run = collect(run_dir)
     matrix = aggregate(run)
-    judge(matrix, run.model_specs, run.settings)
+    matrix = with_judgements(matrix, judge_outputs(matrix, run.model_specs, run.settings))
     bisects = collect_bisects(run_dir)
     configured = {m.name: m for m in config.models}
     models = [m for m in matrix.models if m in configured and not configured[m].optional]
-    line = release_line(matrix, releases)
+    line = search_line(matrix, releases)
     if not line:
         print("[newest] no env of the run was built: no release line to search", flush=True)
         return {}
     tracks = tracks_of(matrix, bisects, config.settings.to_dict(), list(configured))
-    search = Search(config, matrix, tracks, line, results, cache)
+    search = ReleaseSearch(config, matrix, tracks, line, results, cache, jobs)
     as_is = find(search, models, shims=False, floor=None)
     with_shims = find(search, models, shims=True, floor=as_is["release"] if as_is else None)
     bound, limit = search.limit()
@@ -311,7 +288,7 @@ def search_newest(
         "range": [line[0], line[-1]],
         "models": models,
         "optional": [m for m in matrix.models if m in configured and configured[m].optional],
-        "not_bisected": [m for m in models if m not in bisects and _passes_everywhere(tracks.get(m, {}).get(""))],
+        "not_bisected": [m for m in models if m not in bisects and passes_everywhere(tracks.get(m, {}).get(""))],
         "as_is": as_is,
         "with_shims": with_shims,
         "excluded": search.excluded,

@@ -9,10 +9,10 @@ A release between two observations that agree (pass and pass, or fail and fail) 
 to agree with them: that is how a model that passes in every env, and so was never
 bisected, is taken to pass on every release between; the confirm step then probes it on
 the one release recommended. Between a pass and a failure the release is undecided: the
-caller probes it (`Question`), never this module.
+caller probes it (`OpenQuestion`), never this module.
 
 Pure: the search walks the line newest first and returns the next thing to do (a
-`Candidate` to confirm by probing every model on it, a `Question` to probe, or None); the
+`PinCandidate` to confirm by probing every model on it, a `OpenQuestion` to probe, or None); the
 caller (matrix/confirm.py) does it, records the answers and asks again.
 """
 
@@ -60,7 +60,7 @@ class Track:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class TrackVerdict:
     """What a track says of one release: `state` pass, fail, unknown or silent (probed, said nothing).
 
     `how`: observed, window or assumed; `below`/`above`: the nearest known releases (what an
@@ -74,22 +74,22 @@ class Verdict:
     evidence: dict[str, Any] | None = None
 
 
-def verdict(track: Track, release: str) -> Verdict:
+def verdict(track: Track, release: str) -> TrackVerdict:
     """A point at the release, else the window holding it, else its two known neighbours when they agree."""
     point = track.points.get(release)
     if point is not None:
         state = "silent" if point.get("outcome") is None else _state(point["outcome"])
-        return Verdict(state, "observed", evidence=point)
+        return TrackVerdict(state, "observed", evidence=point)
     at = Version(release)
     for window in track.windows:
         if Version(window["from"]) <= at <= Version(window["to"]):
-            return Verdict(_state(window.get("outcome")), "window", evidence=window)
+            return TrackVerdict(_state(window.get("outcome")), "window", evidence=window)
     anchors = track.anchors()
     below = next((a for a in reversed(anchors) if a[0] < at), None)
     above = next((a for a in anchors if a[0] > at), None)
     if below and above and _state(below[1]) == _state(above[1]):
-        return Verdict(_state(below[1]), "assumed", str(below[0]), str(above[0]), below[2])
-    return Verdict("unknown", "", str(below[0]) if below else None, str(above[0]) if above else None)
+        return TrackVerdict(_state(below[1]), "assumed", str(below[0]), str(above[0]), below[2])
+    return TrackVerdict("unknown", "", str(below[0]) if below else None, str(above[0]) if above else None)
 
 
 def _state(outcome: Any) -> str:
@@ -97,7 +97,7 @@ def _state(outcome: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Candidate:
+class PinCandidate:
     """A release the evidence says runs every model: `choices` model -> variant ("" as is)."""
 
     release: str
@@ -106,7 +106,7 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Question:
+class OpenQuestion:
     """A release no evidence decides for this variant: probe it (or the gap it lies in)."""
 
     model: str
@@ -127,7 +127,7 @@ def next_step(
     shims: bool,
     excluded: frozenset[str] | set[str] = frozenset(),
     floor: str | None = None,
-) -> Candidate | Question | None:
+) -> PinCandidate | OpenQuestion | None:
     """The newest release above `floor`, not excluded, where every model runs (as is, or with
     `shims` the variant with the fewest shims), or the question that stands in its way.
 
@@ -144,20 +144,20 @@ def next_step(
     return None
 
 
-def _at(release: str, tracks: Tracks, models: list[str], shims: bool) -> Candidate | Question | None:
+def _at(release: str, tracks: Tracks, models: list[str], shims: bool) -> PinCandidate | OpenQuestion | None:
     choices: dict[str, str] = {}
     how: dict[str, str] = {}
-    question: Question | None = None
+    question: OpenQuestion | None = None
     for model in models:
         chosen: tuple[str, str] | None = None
-        asked: Question | None = None
+        asked: OpenQuestion | None = None
         for variant in preferred(tracks.get(model, {}), shims):
             said = verdict(tracks[model][variant], release)
             if said.state == "pass":
                 chosen = (variant, said.how)
                 break
             if said.state == "unknown":
-                asked = Question(model, variant, release, said.below, said.above)
+                asked = OpenQuestion(model, variant, release, said.below, said.above)
                 break
         if chosen is None and asked is None:
             return None  # this model does not run here
@@ -165,7 +165,7 @@ def _at(release: str, tracks: Tracks, models: list[str], shims: bool) -> Candida
             question = question or asked
         else:
             choices[model], how[model] = chosen
-    return question or Candidate(release, choices, how)
+    return question or PinCandidate(release, choices, how)
 
 
 def preferred(variants: dict[str, Track], shims: bool) -> list[str]:
@@ -199,7 +199,7 @@ def build_bound(breaks: int, releases: int) -> int:
     return breaks * (math.ceil(math.log2(max(releases, 1))) + 1) + 1
 
 
-def newest_running(track: Track | None, line: list[str], above: str | None = None) -> tuple[str, Verdict] | None:
+def newest_running(track: Track | None, line: list[str], above: str | None = None) -> tuple[str, TrackVerdict] | None:
     """The newest release of `line` (above `above`) where the track says pass, with the verdict."""
     if track is None:
         return None
@@ -212,7 +212,7 @@ def newest_running(track: Track | None, line: list[str], above: str | None = Non
     return None
 
 
-def first_failing(track: Track, line: list[str], after: str) -> tuple[str, Verdict] | None:
+def first_failing(track: Track, line: list[str], after: str) -> tuple[str, TrackVerdict] | None:
     """The oldest release of `line` after `after` where the track says fail."""
     for release in sorted(line, key=Version):
         if Version(release) > Version(after):
