@@ -335,7 +335,8 @@ def test_the_recommendation_leads_with_the_release_and_every_view_shows_the_bloc
     body = markdown(matrix, rec, "now")
     assert "## What blocks the upgrade past transformers==4.48.0\n\n| model " in body
     html = page(matrix, rec, "now")
-    assert html.index('<table id="blockers">') < html.index('<table id="matrix">')
+    assert html.index('<h1 id="headline">Pin transformers==4.48.0</h1>') < html.index('<table id="matrix">')
+    assert html.index('<table id="matrix">') < html.index('<table id="blockers">')  # the answer, then the evidence
     assert "<th>newest with shims</th>" in html
     files = pins(matrix, rec)
     assert list(files)[0] == "transformers-4.48.0"

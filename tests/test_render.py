@@ -122,7 +122,7 @@ def test_hostile_text_cannot_break_a_markdown_row():
     assert len(table) == 1
     assert table[0].count(" | ") + table[0].count("|") - table[0].count("\\|") >= 0
     unescaped_pipes = table[0].replace("\\|", "").count("|")
-    assert unescaped_pipes == len(matrix.envs) + 3  # model, envs, drift
+    assert unescaped_pipes == len(matrix.envs) + 4  # model, source, envs, drift
     body = markdown(matrix, rec, WHEN)
     assert "<script>" not in body and "\x1b" not in body
 

@@ -20,7 +20,6 @@ keeps: `run_id`, `time`, `envs` (name -> transformers), `machine`, and per cell 
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -100,36 +99,6 @@ def run_about(entry: Mapping[str, Any], env: str | None = None) -> str:
     if version:
         parts.append(f"transformers {version}")
     return ", ".join(parts)
-
-
-def machine_count(runs: Sequence[Mapping[str, Any]]) -> int:
-    return len({json.dumps(entry.get("machine"), sort_keys=True, default=str) for entry in runs})
-
-
-def keys_of(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """Every (env, row) the runs have a cell for, in first-seen order."""
-    found: dict[tuple[str, str], None] = {}
-    for entry in runs:
-        cells = entry.get("cells")
-        for key in cells if isinstance(cells, Mapping) else ():
-            env, slash, stem = str(key).partition("/")
-            if slash:
-                found[(env, stem)] = None
-    return list(found)
-
-
-def ordered(preferred: Sequence[str], seen: Sequence[str]) -> list[str]:
-    """`seen`, in `preferred`'s order first, then the others in first-seen order."""
-    present, first = set(seen), set(preferred)
-    return [name for name in preferred if name in present] + [name for name in dict.fromkeys(seen) if name not in first]
-
-
-def env_colours(envs: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """Each env's line colour and dash pattern (solid for the first eight)."""
-    return {
-        env: (ENV_PALETTE[index % len(ENV_PALETTE)], "" if index < len(ENV_PALETTE) else "5 3")
-        for index, env in enumerate(envs)
-    }
 
 
 def _short(text: str, limit: int = _LABEL_CHARS) -> str:
