@@ -32,7 +32,7 @@ def normalise(message: str) -> str:
     return first.strip()[:300]
 
 
-def signature(cell: CellResult) -> tuple[str, str, str]:
+def failure_signature(cell: CellResult) -> tuple[str, str, str]:
     """(exception type, phase, normalised message) of a failing cell."""
     error = cell.error or {}
     return error.get("type", ""), cell.phase or "", normalise(error.get("message", cell.reason))
@@ -64,7 +64,7 @@ def group_unknown(cells: list[CellResult]) -> list[UnknownGroup]:
     for cell in cells:
         if cell.status is not Status.FAIL or cell.diagnosis:
             continue
-        key = signature(cell)
+        key = failure_signature(cell)
         example = (cell.error or {}).get("message", cell.reason)[:300]
         group = groups.setdefault(key, UnknownGroup(key[2], key[0], key[1], example))
         group.cells.append((cell.env, cell.stem))

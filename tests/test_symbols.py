@@ -175,7 +175,7 @@ def test_the_index_keeps_signatures_members_and_deprecation_messages(shelf):
     assert cache["classes"]["DynamicCache"]["members"]["key_cache"]["kind"] == "attribute"  # self.key_cache = ...
     pad = shelf.release("4.45.2").member("transformers.tokenization_utils_base", "PreTrainedTokenizerBase", "_pad")
     assert "padding_side=" in pad.entry["params"]
-    assert api_index.signature(ast.parse("def f(a, /, b=1, *args, c, d=2, **kw): pass").body[0].args) == [
+    assert api_index.parameters_of(ast.parse("def f(a, /, b=1, *args, c, d=2, **kw): pass").body[0].args) == [
         "a",
         "/",
         "b=",

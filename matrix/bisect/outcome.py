@@ -8,7 +8,7 @@ from typing import Any
 
 from matrix.first_bad import OUTPUTS_DIFFER, PASS, Outcome
 from matrix.judge.drift import SAME, difference
-from matrix.signature import signature as failure_signature
+from matrix.signature import failure_signature
 from probes.record import CellResult
 from probes.status import Status
 

@@ -22,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 
 from matrix.envs.plan import variant_words
 from matrix.results.aggregate import Matrix
-from matrix.signature import normalise, signature
+from matrix.signature import failure_signature, normalise
 from probes.record import CellResult
 from probes.status import Status
 
@@ -77,7 +77,7 @@ def _windows(cell: CellResult, bisect: dict[str, Any] | None) -> list[dict[str, 
 
 
 def _from_windows(cell: CellResult, version: Version, windows: list[dict[str, Any]]) -> Bounds | None:
-    wanted = signature(cell)
+    wanted = failure_signature(cell)
     last_good: str | None = None
     for index, window in enumerate(windows):
         start, end = Version(window["from"]), Version(window["to"])
@@ -99,13 +99,13 @@ def _same_failure(error: dict[str, Any], wanted: tuple[str, str, str]) -> bool:
 
 def _from_envs(cell: CellResult, version: Version, matrix: Matrix) -> Bounds:
     row = matrix.row(cell.model, cell.variant)
-    wanted = signature(cell)
+    wanted = failure_signature(cell)
     older = []
     for env in matrix.envs:
         other = row.cells.get(env.name)
         if env.version is None or other is None or env.version > version or other.status.says_nothing:
             continue
-        same = other.status is Status.FAIL and signature(other) == wanted
+        same = other.status is Status.FAIL and failure_signature(other) == wanted
         older.append((env.version, other.status.passed, same))
     older.sort()
     last_good = next((str(v) for v, passed, _ in reversed(older) if passed), None)

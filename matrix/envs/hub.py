@@ -46,7 +46,7 @@ from matrix.envs.hub_verdicts import (
     OFFLINE_NOT_CACHED,
     OK,
     UNCHECKED,
-    Verdict,
+    HubVerdict,
     cached_snapshot,
     offline_verdict,
     online_verdict,
@@ -64,7 +64,7 @@ __all__ = [
     "OK",
     "UNCHECKED",
     "Preflight",
-    "Verdict",
+    "HubVerdict",
     "cached_snapshot",
     "preflight",
 ]
@@ -89,11 +89,11 @@ class Preflight:
     why_offline: str = ""
     token_given: bool = False
     seconds: float = 0.0
-    verdicts: tuple[Verdict, ...] = field(default_factory=tuple)
+    verdicts: tuple[HubVerdict, ...] = field(default_factory=tuple)
     # Why the hub could not be asked at all (the client did not run): the probes try it themselves.
     not_asked: str = ""
 
-    def blocked(self) -> dict[str, Verdict]:
+    def blocked(self) -> dict[str, HubVerdict]:
         """Models whose cells are decided here, by name."""
         return {v.model: v for v in self.verdicts if v.status is not None}
 
@@ -119,7 +119,7 @@ class Preflight:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preflight:
         fields = {key: value for key, value in data.items() if key != "verdicts"}
-        verdicts = tuple(Verdict(**{**v, "suggestions": tuple(v.get("suggestions", ()))}) for v in data["verdicts"])
+        verdicts = tuple(HubVerdict(**{**v, "suggestions": tuple(v.get("suggestions", ()))}) for v in data["verdicts"])
         return cls(**fields, verdicts=verdicts)
 
 

@@ -20,7 +20,7 @@ from probes.status import Status
 MAX_SUGGESTIONS = 3
 COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
 
-# Verdict kinds, and the status of the cells of a model with that verdict (None: probe it).
+# HubVerdict kinds, and the status of the cells of a model with that verdict (None: probe it).
 OK = "ok"
 INVALID = "invalid-model"
 GATED = "gated"
@@ -40,7 +40,7 @@ CELL_STATUS = {
 
 
 @dataclass(frozen=True)
-class Verdict:
+class HubVerdict:
     """What the preflight found out about one hub model."""
 
     model: str
@@ -75,7 +75,7 @@ def cached_snapshot(repo: str, revision: str | None, cache_dir: Path) -> Path | 
     return snapshot if commit and snapshot.is_dir() else None
 
 
-def offline_verdict(model: ModelSpec, cache_dir: Path) -> Verdict:
+def offline_verdict(model: ModelSpec, cache_dir: Path) -> HubVerdict:
     snapshot = cached_snapshot(model.source, model.revision, cache_dir)
     if snapshot is not None:
         return _verdict(model, OFFLINE_CACHED, f"offline; cached in {snapshot}")
@@ -83,7 +83,7 @@ def offline_verdict(model: ModelSpec, cache_dir: Path) -> Verdict:
     return _verdict(model, OFFLINE_NOT_CACHED, reason)
 
 
-def online_verdict(model: ModelSpec, answer: dict[str, Any] | None, token_given: bool, trouble: str) -> Verdict:
+def online_verdict(model: ModelSpec, answer: dict[str, Any] | None, token_given: bool, trouble: str) -> HubVerdict:
     repo, revision = model.source, model.revision
     if answer is None:
         why = trouble or "it stopped before this model"
@@ -118,7 +118,7 @@ def online_verdict(model: ModelSpec, answer: dict[str, Any] | None, token_given:
     return _verdict(model, UNCHECKED, f"the hub answered HTTP {status}{detail}; the probe will try")
 
 
-def _gated(model: ModelSpec, token_given: bool) -> Verdict:
+def _gated(model: ModelSpec, token_given: bool) -> HubVerdict:
     if token_given:
         why = f"HF_TOKEN has no access to {model.source}; ask for access on its hub page"
     else:
@@ -133,8 +133,8 @@ def _ranked(repo: str, found: Iterable[str]) -> tuple[str, ...]:
     return tuple(ranked[:MAX_SUGGESTIONS])
 
 
-def _verdict(model: ModelSpec, kind: str, reason: str, suggestions: tuple[str, ...] = ()) -> Verdict:
-    return Verdict(model.name, model.source, model.revision, kind, reason, suggestions)
+def _verdict(model: ModelSpec, kind: str, reason: str, suggestions: tuple[str, ...] = ()) -> HubVerdict:
+    return HubVerdict(model.name, model.source, model.revision, kind, reason, suggestions)
 
 
 def ref(repo: str, revision: str | None) -> str:

@@ -143,7 +143,7 @@ def _timing(data: Any) -> gate.Measurement | None:
     return gate.Measurement(samples, int(disturbed) if isinstance(disturbed, int) else 0)
 
 
-def _regression_line(key: str, name: str, verdict: gate.Verdict, print_: Mapping[str, Any]) -> str:
+def _regression_line(key: str, name: str, verdict: gate.MetricVerdict, print_: Mapping[str, Any]) -> str:
     unit = verdict.unit
     value, mean, spread, effect = verdict.value or 0.0, verdict.mean or 0.0, verdict.spread or 0.0, verdict.effect
     rank = f", rank test p {verdict.p:.1g}" if verdict.p is not None else ""

@@ -114,7 +114,7 @@ def undisturbed(wall: Sequence[float], waited: Sequence[float | None], others: S
 
 
 @dataclass(frozen=True)
-class Verdict:
+class MetricVerdict:
     """What the gate said about one metric, with the figures a report line needs."""
 
     kind: str
@@ -145,15 +145,15 @@ def judge(
     rules: Rules,
     unit: str,
     budget: float | None = None,
-) -> Verdict:
+) -> MetricVerdict:
     """The verdict on `current` against `history` (earlier runs on this machine, oldest first)."""
     total = len(current.samples) + current.disturbed
     if not current.stable:
-        return Verdict(UNSTABLE, unit, kept=len(current.samples), total=total)
+        return MetricVerdict(UNSTABLE, unit, kept=len(current.samples), total=total)
     window = [run for run in history if run.stable][-rules.lookback :]
     value = current.value
     if len(window) < 2:
-        return Verdict(NO_HISTORY, unit, value, runs=len(window), kept=len(current.samples), total=total)
+        return MetricVerdict(NO_HISTORY, unit, value, runs=len(window), kept=len(current.samples), total=total)
     medians = [run.value for run in window]
     mean = statistics.fmean(medians)
     spread = max(statistics.stdev(medians), SPREAD_FLOOR_SHARE * abs(mean), RESOLUTION.get(unit, 0.0))
@@ -167,7 +167,7 @@ def judge(
     )
     significant = z >= rules.z and (p is None or p <= RANK_ALPHA)
     kind = REGRESSION if significant and value - mean >= needed else OK
-    return Verdict(kind, unit, value, len(window), mean, spread, z, p, needed, len(current.samples), total)
+    return MetricVerdict(kind, unit, value, len(window), mean, spread, z, p, needed, len(current.samples), total)
 
 
 def rank_test_greater(sample: Sequence[float], reference: Sequence[float]) -> float:

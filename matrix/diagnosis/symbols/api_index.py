@@ -210,7 +210,7 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, method: bool = False
     decorators = [ast.unparse(item) for item in node.decorator_list]
     kind = "property" if method and any(d.endswith("property") for d in decorators) else "method"
     entry: Doc = {"kind": kind if method else "function", "line": node.lineno, "end": node.end_lineno}
-    entry["params"] = signature(node.args)
+    entry["params"] = parameters_of(node.args)
     messages = [text for text in decorators if "deprecat" in text.lower()]
     assigned = []
     for statement in _statements(node.body):
@@ -248,7 +248,7 @@ def _self_attributes(targets: Sequence[ast.expr]) -> list[str]:
     ]
 
 
-def signature(args: ast.arguments) -> list[str]:
+def parameters_of(args: ast.arguments) -> list[str]:
     """Parameters as Python prints them: `x`, `x=` (has a default), `/`, `*`, `*args`, `**kw`."""
     positional = args.posonlyargs + args.args
     first_default = len(positional) - len(args.defaults)
