@@ -8,9 +8,9 @@ Parsing is a pure function so it is tested on a canned document, without the net
 Only final releases count on the release line: a pre-release or dev build is not what
 anyone pins, and a post release only repackages its final release. An env may still ask
 for the upcoming release (`next`): the newest pre-release newer than the newest final,
-read from the same document (`parse_versions` keeps every kind, `upcoming` picks it). A version is yanked when every one of its
-files is yanked (the index yanks files, not versions); a yanked version is skipped, as an
-installer would skip it.
+read from the same document (`parse_versions` keeps every kind, `upcoming` picks it). A
+version is yanked when every one of its files is yanked (the index yanks files, not
+versions); a yanked version is skipped, as an installer would skip it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+
+from probes.record import write_json_atomic
 
 DEFAULT_INDEX = "https://pypi.org"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
@@ -104,10 +106,7 @@ def cached_releases(
             return [Version(v) for v in stored["versions"]]
     releases = (fetch_versions if pre else fetch_releases)(package, index, timeout)
     with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        staging.write_text(json.dumps({"url": url, "fetched_at": time.time(), "versions": [str(v) for v in releases]}))
-        os.replace(staging, path)
+        write_json_atomic(path, {"url": url, "fetched_at": time.time(), "versions": [str(v) for v in releases]})
     return releases
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from matrix.history.changes import Comparison, compare
 from matrix.history.summary import describe, fingerprint, machine_id, plan_budgets, summary
-from probes.record import dumps_strict
+from probes.record import dumps_strict, write_text_atomic
 
 __all__ = [
     "HISTORY_FILE", "Comparison", "compare", "describe", "fingerprint", "load", "machine_id", "record", "summary",
@@ -58,8 +58,5 @@ def record(results: Path, current: dict[str, Any], settings: Mapping[str, Any], 
     entries = [entry for entry in load(results, warnings) if entry["run_id"] != current["run_id"]]
     comparison = compare(entries, current, settings)
     lines = [dumps_strict(entry, sort_keys=True) for entry in [*entries, current]]
-    path = results / HISTORY_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(results / HISTORY_FILE, "\n".join(lines) + "\n")
     return comparison
