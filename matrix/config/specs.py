@@ -168,7 +168,7 @@ class Settings:
     # A folder of wheels to build every env from, with the package index switched off.
     wheelhouse: str | None = None
     # Search the release line for the newest single release that runs every model, confirmed by
-    # a probe of each (README, "The newest release"), building at most this many envs.
+    # a probe of each (docs/bisect-and-newest.md, "The newest release"), building at most this many envs.
     search_releases: bool = False
     max_release_builds: int = 20
     # How many bisect and release-search probes (env builds, runners) run side by side:
