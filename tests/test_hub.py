@@ -29,8 +29,7 @@ from probes.status import Status
 from tests.conftest import ROOT, make_cell
 from tests.hub_server import FakeHub, FakeRepo, git_blob_id, running
 
-# Builds real envs (hub 0.x and 2.x): minutes, not the inner loop.
-pytestmark = pytest.mark.e2e
+# The tests that build real envs (hub 0.x and 1.x+) are marked e2e by conftest's hook.
 
 QWEN = "Qwen/Qwen2-7B"
 GATED = "Org/gated-7b"

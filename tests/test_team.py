@@ -23,8 +23,7 @@ from matrix.diagnosis.failure import read_failure
 from matrix.judge.drift import SAME, difference, over_budget
 from tests.helpers import ROOT, make_cell, run_nox
 
-# Builds real envs and runs a whole `nox -s matrix`: minutes, not the inner loop.
-pytestmark = pytest.mark.e2e
+# The tests that build real envs or run the whole `nox -s matrix` are marked e2e by conftest's hook.
 
 TEAM = ROOT / "examples" / "team"
 

@@ -25,8 +25,6 @@ from probes.redact import MARK, redact
 from tests.conftest import ROOT, make_cell, nox_list
 from tests.fault_models import write_faulty_model
 
-pytestmark = pytest.mark.e2e
-
 HF_SHAPED = "hf_" + secrets.token_hex(17)  # a Hugging Face token: caught by value and by shape
 PLAIN = "plain-" + secrets.token_hex(6)  # not token-shaped: caught by value only
 
