@@ -34,6 +34,7 @@ from tests.helpers import (  # noqa: F401  (re-exported while test files move th
     nox_list,
 )
 
+TESTS = str(Path(__file__).resolve().parent)
 INDEX_TIMEOUT_S = 5.0
 # Fixtures whose use means a test needs the package index (it downloads release wheels).
 NEEDS_INDEX = frozenset({"shelf"})
@@ -63,8 +64,8 @@ def _code_reaches(code: types.CodeType, namespace: dict, seen: set[types.CodeTyp
             continue
         if found in helpers.ENV_BUILDERS:
             return True
-        if found.__module__.startswith("tests") and _reaches_builder(found, seen):
-            return True
+        if found.__code__.co_filename.startswith(TESTS) and _reaches_builder(found, seen):
+            return True  # a function of the test tree (helpers, fixtures' and modules' own)
     return any(isinstance(const, types.CodeType) and _code_reaches(const, namespace, seen) for const in code.co_consts)
 
 
@@ -176,3 +177,16 @@ def shelf():
         if found.package(version) is None:
             pytest.fail(f"no transformers {version} sources (the package index must be reachable): {found.unavailable}")
     return found
+
+
+@pytest.fixture(autouse=True)
+def published_matrix_json_follows_the_schema(request):
+    """After a test, every matrix.json it published into its tmp_path follows the schema the
+    package ships (tests/schema_check.py): a report change that breaks it fails the test."""
+    yield
+    tmp_path = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
+    if isinstance(tmp_path, Path) and tmp_path.is_dir():
+        from tests.schema_check import problems_below
+
+        found = problems_below(tmp_path)
+        assert not found, "published matrix.json breaks matrix/schema/matrix.schema.json:\n" + "\n".join(found)
