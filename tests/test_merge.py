@@ -16,6 +16,7 @@ from matrix.report.page import page
 from matrix.report.render import markdown, matrix_json, terminal
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import MERGE_FILE, collect
+from probes.public import host_alias
 from probes.record import write_json_atomic
 from tests.conftest import TWO_ENVS_ONE_MODEL, make_cell
 from tests.test_render import WHEN
@@ -23,6 +24,10 @@ from tests.test_render import WHEN
 HOST_A = {"hostname": "host-a", "platform": "Linux-x86_64", "cpu_count": 2, "memory_gb": 7.8, "python": "3.11.7"}
 HOST_B = {"hostname": "host-b", "platform": "Linux-aarch64", "cpu_count": 8, "memory_gb": 31.0, "python": "3.11.9"}
 GEN = {"generate_median_s": 0.02}
+# Published files name a machine by the hash of its hostname (probes/public.py): two machines
+# stay two, and no published file says what they are called. The run folder and the terminal
+# keep the hostnames.
+A, B = host_alias("host-a"), host_alias("host-b")
 
 
 def env_folder(run: Path, env: str, machine: dict, transformers: str, models: list[tuple[str, str]]) -> Path:
@@ -93,14 +98,14 @@ def test_merge_keeps_newest_duplicate_machines_and_warns(shards, tmp_path, capsy
     data = json.loads((results / "matrix.json").read_text())
     hosts = {(c["env"], c["model"], c["variant"]): c["machine"]["hostname"] for c in data["cells"]}
     assert hosts == {
-        ("tf-4.40", "qwen", ""): "host-b",
-        ("tf-4.40", "glm", ""): "host-a",
-        ("tf-4.40", "glm", "extract-past"): "host-a",
-        ("latest", "qwen", ""): "host-b",
-        ("latest", "glm", ""): "host-b",
+        ("tf-4.40", "qwen", ""): B,
+        ("tf-4.40", "glm", ""): A,
+        ("tf-4.40", "glm", "extract-past"): A,
+        ("latest", "qwen", ""): B,
+        ("latest", "glm", ""): B,
     }
     assert data["not_run"] == [{"env": "latest", "model": "glm", "variant": "extract-past"}]
-    assert [m["label"] for m in data["meta"]["machines"]] == ["host-b", "host-a"]
+    assert [m["label"] for m in data["meta"]["machines"]] == [B, A]
     a_folder = shards / "probe-tf-4.40" / "runs" / "20261125T100000Z-aaaa" / "tf-4.40"
     b_folder = shards / "probe-latest" / "runs" / "20261125T100000Z-aaaa" / "tf-4.40"
     duplicate = (
@@ -114,14 +119,17 @@ def test_merge_keeps_newest_duplicate_machines_and_warns(shards, tmp_path, capsy
     line = "cells from 2 machines: host-b (tf-4.40, latest), host-a (tf-4.40)"
     assert line in out.splitlines()
     compatibility = (results / "COMPATIBILITY.md").read_text()
-    assert "Cells from 2 machines: host-b (tf-4.40, latest), host-a (tf-4.40)." in compatibility
+    assert f"Cells from 2 machines: {B} (tf-4.40, latest), {A} (tf-4.40)." in compatibility
     assert f"Run `{run.name}` on 2 machines" in compatibility
-    assert "duplicate cell tf-4.40/qwen" in compatibility, "the merge's warnings are published"
+    kept = "duplicate cell tf-4.40/qwen: kept shards/probe-latest/runs/20261125T100000Z-aaaa/tf-4.40/qwen.json"
+    assert kept in compatibility, "the merge's warnings are published, paths relative to the results' folder"
+    assert "host-a" not in compatibility and str(tmp_path) not in compatibility
     html = (results / "index.html").read_text()
-    assert "Cells from 2 machines: host-b (tf-4.40, latest), host-a (tf-4.40)." in html
+    assert f"Cells from 2 machines: {B} (tf-4.40, latest), {A} (tf-4.40)." in html
+    assert "host-a" not in html and "host-b" not in html
     details = json.loads(re.search(r'id="cells">(.*?)</script>', html, re.S).group(1))
-    assert dict(details["tf-4.40/glm"])["machine"] == "host-a (Linux-x86_64, 2 CPUs, 7.8 GB, Python 3.11.7)"
-    assert dict(details["latest/qwen"])["machine"].startswith("host-b (Linux-aarch64, 8 CPUs")
+    assert dict(details["tf-4.40/glm"])["machine"] == f"{A} (Linux-x86_64, 2 CPUs, 7.8 GB, Python 3.11.7)"
+    assert dict(details["latest/qwen"])["machine"].startswith(f"{B} (Linux-aarch64, 8 CPUs")
 
 
 def test_the_merged_run_rerenders_with_report_newest(shards, tmp_path, capsys):
@@ -146,7 +154,7 @@ def test_a_tie_goes_to_the_later_merge_folder(tmp_path, capsys):
     results = tmp_path / "results"
     assert main(["report", "--merge", str(tmp_path / "one"), str(tmp_path / "two"), "--results", str(results)]) == 0
     assert "(same start time: the later --merge folder wins)" in capsys.readouterr().err
-    assert json.loads((results / "matrix.json").read_text())["cells"][0]["machine"] == HOST_B
+    assert json.loads((results / "matrix.json").read_text())["cells"][0]["machine"] == {**HOST_B, "hostname": B}
 
 
 def test_report_run_dir_with_merge_merges_both(shards, tmp_path, capsys):
