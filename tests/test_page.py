@@ -33,7 +33,11 @@ class Scan(HTMLParser):
 
 
 # Links a reader may follow (nothing on the page loads them): release notes, hub models, PyPI packages.
-LINK_PREFIXES = ("https://github.com/huggingface/transformers/releases/tag/v", "https://huggingface.co/", "https://pypi.org/project/")
+LINK_PREFIXES = (
+    "https://github.com/huggingface/transformers/releases/tag/v",
+    "https://huggingface.co/",
+    "https://pypi.org/project/",
+)
 
 
 def test_page_has_every_cell_and_nothing_external():

@@ -324,6 +324,7 @@ def test_jobs_list_probe_on_two_machines_and_merge(tmp_path):
         "results/pins/tf-4.50.txt",
         "results/badge.svg",
         "results/badge.json",
+        "results/release-line.svg",
     }, "the newest env that runs every model is pinned; the run folder and shards stay out of git"
 
     # A later run where tf-4.50 crashes, without the flag (a scheduled run): reported, not failed.

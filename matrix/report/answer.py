@@ -51,10 +51,11 @@ def headline(matrix: Matrix, rec: Recommendation) -> tuple[str, list[str]]:
         title = f"Pin transformers=={pin['transformers']}"
         shims = ", ".join(f"{variant_words(shim)} for {model}" for model, shim in pin["shims"].items())
         served = total - len(rec.uncovered)
-        amount = f"all {total}" if served == total else f"{served} of the {total}"
-        lines.append(
-            f"Env {env} runs {amount} models{f', with {shims}' if shims else ''}: the most any env of this run does."
-        )
+        how = f", with {shims}" if shims else " as is"
+        if served == total:
+            lines.append(f"Env {env} runs all {total} models{how}.")
+        else:
+            lines.append(f"Env {env} runs {served} of the {total} models{how}: the most any env of this run does.")
     elif rec.route():
         route = rec.route()
         title = f"No single version runs every model: use {len(route)} envs"

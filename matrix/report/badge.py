@@ -4,7 +4,8 @@ Two files from one decision: `badge.svg` (drawn here, no network, shields.io's f
 and `badge.json` in shields.io's endpoint format (`https://img.shields.io/endpoint?url=...`),
 for a team that prefers shields' own rendering. Green when the newest env of the run serves
 every model, red when it breaks one (the upgrade a team would make next is not safe), grey
-when no version runs them all.
+when no version runs them all. A pre-release env never counts as the newest release: what
+the upcoming release breaks is reported apart, not as today's state.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import html
 import json
 
 from matrix.recommend import Recommendation
+from matrix.report.answer import is_upcoming
 from matrix.results.aggregate import Matrix, serves
 
 LABEL = "transformers"
@@ -23,7 +25,7 @@ _CHAR_W = 6.5  # Verdana 11px, about; the text box is sized from it
 def badge_message(matrix: Matrix, rec: Recommendation) -> tuple[str, str]:
     """("4.41.2 ✓ 4/4", colour): the pin and the models it runs; red when the newest built env
     of the run breaks a model (the next upgrade is not safe), grey when no single pin exists."""
-    built = [env for env in matrix.envs if env.built]
+    built = [env for env in matrix.envs if env.built and not is_upcoming(env)]  # a pre-release is not "newest"
     newest = built[-1].name if built else None
     newest_runs = sum(
         any(serves(row.cells.get(newest)) for row in matrix.rows if row.model == model) if newest else False

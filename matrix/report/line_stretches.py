@@ -198,6 +198,7 @@ def _edge_exact(before: str, start: str, windows: list[dict[str, Any]], anchors:
     for window in windows:
         if window.get("from") == start and "exact_from" in window:
             return bool(window["exact_from"])
+    for window in windows:
         if window.get("to") == before and "exact_to" in window:
             return bool(window["exact_to"])
     return before in anchors and start in anchors
