@@ -16,12 +16,14 @@ import getpass
 import json
 import platform
 import re
-import shutil
 import socket
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from matrix.__main__ import main
+from matrix.config import ConfigError, load, parse
 from matrix.envs.plan import ENV_FACTS_FILE, PLAN_FILE
 from matrix.results.collect import BISECT_PREFIX
 from probes.public import bare_platform, host_alias, publication
@@ -166,13 +168,27 @@ def test_the_default_configs_report_names_no_machine(tmp_path, monkeypatch, caps
     assert leaks(results) == []
 
 
+TEAM_CONFIG = """
+[settings]
+machine_label = "gpu-runner"
+
+[envs."tf-4.50"]
+transformers = "==4.50.3"
+
+[models.ranker]
+path = "models/ranker"
+task = "causal-lm"
+"""
+
+
 def test_a_team_config_with_a_machine_label_names_the_label(tmp_path, capsys):
     team = tmp_path / "team-repo"
     (team / "models" / "ranker").mkdir(parents=True)
-    shutil.copyfile(ROOT / "matrix.toml", team / "matrix.toml")
+    (team / "matrix.toml").write_text(TEAM_CONFIG, encoding="utf-8")
     results = team / "results"
     run = results / "runs" / "20261202T110000Z-team"
-    settings = {"machine_label": "gpu-runner"}
+    settings = load(team / "matrix.toml").settings.to_dict()  # what the plan carries
+    assert settings["machine_label"] == "gpu-runner"
     env_folder(run, "tf-4.50", "4.50.3", OTHER, settings, ["ranker"])
     frames = [f"{team}/models/ranker/modeling_ranker.py", f"{team}/.nox/probe-tf-4-50/bin/helper.py"]
     failing_cell("tf-4.50", "ranker", OTHER, frames, f"{team}/results/runs/x.log\n").write(run)
@@ -185,6 +201,14 @@ def test_a_team_config_with_a_machine_label_names_the_label(tmp_path, capsys):
     assert cell["machine"]["hostname"] == "gpu-runner" and cell["machine"]["platform"] == OTHER["platform"]
     assert cell["reason"] == "generate failed; see .nox/probe-tf-4-50/bin/helper.py"
     assert "models/ranker/modeling_ranker.py" in (results / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_machine_label_is_a_safe_name(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        parse({"settings": {"machine_label": "lab/box 7"}}, tmp_path / "matrix.toml")
+    assert str(raised.value) == (
+        "matrix.toml: [settings] machine_label: 'lab/box 7' is not a safe name (letters, digits, '.', '_', '-')"
+    )
 
 
 def test_the_rules_one_path_at_a_time():

@@ -7,6 +7,7 @@ import math
 from matrix.config.reader import Table
 from matrix.config.specs import Settings
 from matrix.known_breaks import load_known_breaks
+from probes.record import SAFE_PART
 
 SETTINGS_KEYS = tuple(Settings().to_dict())
 
@@ -34,7 +35,16 @@ def parse_settings(table: Table) -> Settings:
         max_release_builds=table.whole("max_release_builds", default.max_release_builds) or default.max_release_builds,
         known_breaks=_known_breaks(table),
         jobs=table.whole("jobs", default.jobs) or default.jobs,
+        machine_label=_machine_label(table),
     )
+
+
+def _machine_label(table: Table) -> str | None:
+    """The machines' published name: a safe name (it is written into every published file)."""
+    given = table.get("machine_label", str)
+    if given is not None and not SAFE_PART.match(given):
+        raise table.error("machine_label", f"{given!r} is not a safe name (letters, digits, '.', '_', '-')")
+    return given
 
 
 def _known_breaks(table: Table) -> str | None:

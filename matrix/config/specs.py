@@ -177,6 +177,9 @@ class Settings:
     # The team's own known-break table (same format as matrix/diagnosis/known_breaks.toml),
     # consulted before the built-in one; absolute (a relative path starts at the config's folder).
     known_breaks: str | None = None
+    # The name published files give the machines (probes/public.py); without one they are
+    # `host-<sha256[:8]>` of their hostnames, and no kernel string is published.
+    machine_label: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
