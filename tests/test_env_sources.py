@@ -283,3 +283,35 @@ def test_a_build_is_labelled_and_its_sources_are_what_symbol_history_reads(tmp_p
     (site / "cache_utils.py").write_text("class Cache:\n    def other(self): ...\n")
     assert builds.package_digest(site) != digest  # another build of the same number gets another label
     assert builds.labelled("4.57.0.dev0+g1a2b", "vcs", digest) == f"4.57.0.dev0+g1a2b.vcs.{digest[:8]}"
+
+
+# --- pre-releases and local builds stay off the release line ------------------------------
+
+
+def test_the_bisect_takes_no_pre_release_or_local_build_env_for_an_end():
+    from matrix.bisect.driver import BisectError, pick_endpoints
+    from tests.helpers import make_cell
+
+    columns = [
+        ("4.50.3", "tf-4.50", make_cell("tf-4.50", "m", "pass")),
+        ("4.57.0+path.1a2b3c4d", "fix", make_cell("fix", "m", "fail", reason="x", error={"type": "E"})),
+        ("5.0.0rc0", "rc", make_cell("rc", "m", "fail", reason="x", error={"type": "E"})),
+        ("5.24.0", "latest", make_cell("latest", "m", "pass")),
+    ]
+    with pytest.raises(BisectError, match="no env newer than 5.24.0 where the model fails"):
+        pick_endpoints(columns, None, None)
+    columns.append(("5.25.0", "newer", make_cell("newer", "m", "fail", reason="x", error={"type": "E"})))
+    assert pick_endpoints(columns, None, None) == (("5.24.0", "latest"), ("5.25.0", "newer"))
+
+
+def test_the_release_search_line_leaves_out_pre_release_and_build_envs():
+    from matrix.newest.tracks import search_line
+    from matrix.results.aggregate import EnvColumn, Matrix
+
+    envs = [
+        EnvColumn(name, version, "2.13.0", True, {})
+        for name, version in (("old", "4.40.2"), ("fix", "4.41.2+path.1a2b3c4d"), ("rc", "5.0.0rc0"), ("new", "4.42.0"))
+    ]
+    matrix = Matrix("r", envs, [], [], {}, [])
+    releases = [Version(v) for v in ("4.40.2", "4.41.2", "4.42.0", "5.0.0")]
+    assert search_line(matrix, releases) == ["4.40.2", "4.41.2", "4.42.0"]

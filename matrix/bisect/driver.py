@@ -32,8 +32,9 @@ from matrix.bisect.rounds import Lane, run_rounds
 from matrix.config import Config, EnvSpec, ModelSpec
 from matrix.envs.plan import variants
 from matrix.first_bad import PASS, Outcome, WindowSearch, start_search
-from matrix.releases import between, cached_releases, index_url
+from matrix.releases import between, cached_releases, index_url, is_final
 from matrix.results.collect import bisect_file
+from probes.public import publication, publish_files
 from probes.record import CellResult, write_json_atomic
 
 Column = tuple[str, str, CellResult]  # (transformers version, env name, the model's base cell)
@@ -70,7 +71,7 @@ def pick_endpoints(
     known = sorted(
         (Version(v), env, _Said(cell, (judged or {}).get(env, outcome_of(cell))))
         for v, env, cell in columns
-        if is_version(v)
+        if is_version(v) and is_final(Version(v))  # a pre-release or local build env is no point of the line
     )
     first_break: tuple[str, str | None] | None = None
     if good is None and bad is None:
@@ -240,6 +241,8 @@ def finish(setup: Setup) -> dict[str, Any]:
     results = prober.cells.parent.parent
     path = bisect_file(from_run, setup.name) if from_run else results / "bisect" / f"{setup.name}.json"
     write_json_atomic(path, report)
+    if not from_run:  # a standalone bisect publishes into results/bisect/ itself: no local path or host there
+        publish_files([path], publication(folders=[results.parent, Path.cwd()]))
     print_summary(setup.name, report, path)
     return report
 

@@ -11,13 +11,15 @@ from packaging.version import Version
 
 from matrix.bisect.outcome import error_of, outcome_of, outputs_outcome
 from matrix.newest import search as newest
+from matrix.releases import is_final
 from matrix.results.aggregate import Matrix, serves
 from probes.record import CellResult
 
 
 def search_line(matrix: Matrix, releases: list[Version]) -> list[str]:
-    """Final releases from the run's oldest to its newest built env (and the envs' own versions)."""
-    versions = [env.version for env in matrix.envs if env.built and env.version is not None]
+    """Final releases from the run's oldest to its newest built env (and the envs' own versions;
+    an env on a pre-release or a local build is not on the line: it is what is not released)."""
+    versions = [env.version for env in matrix.envs if env.built and env.version is not None and is_final(env.version)]
     if not versions:
         return []
     low, high = min(versions), max(versions)
@@ -43,7 +45,7 @@ def tracks_of(
         track = newest.Track(windows=list(windows or []))
         for env in matrix.envs:
             cell = row.cells.get(env.name)
-            if cell is None or env.version is None or cell.status.says_nothing:
+            if cell is None or env.version is None or not is_final(env.version) or cell.status.says_nothing:
                 continue
             outcome = outcome_of(cell)
             if cell.status.passed and not serves(cell, require_budgets, drift_blocks):
