@@ -8,14 +8,13 @@ corpus folder, which messages about paths name). On a mismatch the actual messag
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
 from matrix.config import ConfigError, load
-from tests.conftest import nox_list
+from tests.helpers import check_gold, nox_list
 
 BAD = Path(__file__).resolve().parent / "configs" / "bad"
 CASES = sorted(BAD.glob("*.toml"))
@@ -38,21 +37,10 @@ def expected_message(case: Path) -> str:
     return text.rstrip("\n").replace("{dir}", str(BAD))
 
 
-def check_gold(case: Path, actual: str) -> None:
-    """Compare one message with its .expected file (the pattern of tests/test_render.py)."""
-    gold = case.with_suffix(".expected")
+def check_message(case: Path, actual: str) -> None:
+    """Compare one message with its .expected file (`{dir}` for the corpus folder)."""
     actual_line = actual.replace(str(BAD), "{dir}") + "\n"
-    if os.environ.get("MATRIX_UPDATE_GOLD"):
-        gold.write_text(actual_line, encoding="utf-8")
-    expected = gold.read_text(encoding="utf-8")
-    actual_path = case.with_suffix(".actual")
-    if actual_line != expected:
-        actual_path.write_text(actual_line, encoding="utf-8")
-        raise AssertionError(
-            f"{case.name}: message differs from {gold.name}; actual output written to {actual_path}\n"
-            f"expected: {expected}actual:   {actual_line}"
-        )
-    actual_path.unlink(missing_ok=True)
+    check_gold(case.with_suffix(".expected"), actual_line, case.with_suffix(".actual"))
 
 
 def corpus_params(names: list[str] | None = None) -> list:
@@ -66,7 +54,7 @@ def test_each_bad_config_gives_its_gold_message(case):
         load(case)
     message = str(caught.value)
     assert "\n" not in message, f"{case.name}: the message spans several lines: {message!r}"
-    check_gold(case, message)
+    check_message(case, message)
 
 
 def test_corpus_is_large_and_well_formed():

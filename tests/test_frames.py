@@ -8,19 +8,15 @@ each outcome: a caller that passes new keywords, no model frame, an unchanged ca
 
 from __future__ import annotations
 
-import os
-import textwrap
 import traceback
-from pathlib import Path
 
 import pytest
 
 from matrix.diagnosis.failure import classify_file, parse_frames, read_failure
 from matrix.diagnosis.frames import function_at, split_frames, traceback_history
 from matrix.diagnosis.symbols.sources import SourceShelf
+from tests.helpers import fake_release
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("MATRIX_CACHE", ROOT / ".cache"))
 SITE = "/work/main/.nox/probe-env-tf-4-50/lib/python3.11/site-packages"
 MODEL = "/root/.cache/huggingface/modules/transformers_modules/chatglm-legacy-b06b5aca0ca0/modeling_chatglm.py"
 RECORDED = f"""Traceback (most recent call last):
@@ -124,15 +120,7 @@ def failure(message: str, *frames: tuple[str, int, str, str]):
     return read_failure({"type": "AttributeError", "message": message, "traceback": traceback_through(*frames)})
 
 
-# --- real wheels ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def shelf() -> SourceShelf:
-    shelf = SourceShelf(CACHE)
-    if shelf.package("4.41.2") is None or shelf.package("4.42.4") is None:
-        pytest.fail(f"no transformers sources (the package index must be reachable): {shelf.unavailable}")
-    return shelf
+# --- real wheels (conftest's `shelf`) ---------------------------------------------------------
 
 
 def test_a_tuple_cache_seen_only_in_the_models_code_points_at_the_changed_caller(shelf):
@@ -187,13 +175,6 @@ class Other:
         return None
 """
 PACKAGE = "/env/lib/python3.11/site-packages/transformers"
-
-
-def fake_release(cache: Path, version: str, files: dict[str, str]) -> None:
-    root = cache / "sources" / f"transformers-{version}" / "transformers"
-    for name, text in {"__init__.py": "", **files}.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(textwrap.dedent(text))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ next to the gold file on mismatch; MATRIX_UPDATE_GOLD=1 rewrites the gold files)
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import tabulate
@@ -16,7 +15,7 @@ from matrix.report.render import markdown, matrix_json, pins, terminal, why_cell
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import Run
 from probes.status import Status
-from tests.conftest import make_cell
+from tests.helpers import check_gold, make_cell
 
 GOLD = Path(__file__).parent / "gold"
 WHEN = "2026-11-25T12:00:00+00:00"
@@ -92,28 +91,16 @@ def release_search(matrix, broken_glm):
     }
 
 
-def check_gold(name: str, actual: str) -> None:
-    gold = GOLD / name
-    if os.environ.get("MATRIX_UPDATE_GOLD"):
-        gold.write_text(actual, encoding="utf-8")
-    expected = gold.read_text(encoding="utf-8")
-    actual_path = gold.with_name(gold.name + ".actual")
-    if actual != expected:
-        actual_path.write_text(actual, encoding="utf-8")
-        raise AssertionError(f"{name} differs from its gold file; actual output written to {actual_path}")
-    actual_path.unlink(missing_ok=True)
-
-
 def test_markdown_matches_gold():
     matrix, rec = sample(search=True)
-    check_gold("COMPATIBILITY.md", markdown(matrix, rec, WHEN))
+    check_gold(GOLD / "COMPATIBILITY.md", markdown(matrix, rec, WHEN))
 
 
 def test_terminal_matches_gold(monkeypatch):
     # tabulate pads emoji as two columns only when wcwidth is importable: fix it for the gold.
     monkeypatch.setattr(tabulate, "WIDE_CHARS_MODE", False)
     matrix, rec = sample(search=True)
-    check_gold("terminal.txt", terminal(matrix, rec) + "\n")
+    check_gold(GOLD / "terminal.txt", terminal(matrix, rec) + "\n")
 
 
 def test_hostile_text_cannot_break_a_markdown_row():

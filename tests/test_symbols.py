@@ -10,8 +10,6 @@ rename, a signature change, an unavailable release.
 from __future__ import annotations
 
 import ast
-import os
-import textwrap
 import threading
 import types
 from pathlib import Path
@@ -24,20 +22,11 @@ from matrix.diagnosis.symbols.api_index import INDEX_FORMAT
 from matrix.diagnosis.symbols.api_lookup import Release
 from matrix.diagnosis.symbols.history import symbol_history
 from matrix.diagnosis.symbols.sources import SourceShelf, release_source
+from tests.helpers import fake_release
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("MATRIX_CACHE", ROOT / ".cache"))
 # Final releases as PyPI lists them (4.46.0 and 4.52.0 have no installable files).
 LINE_4_43_TO_4_45 = ["4.43.4", "4.44.0", "4.44.1", "4.44.2", "4.45.0", "4.45.1", "4.45.2"]
 LINE_4_45_TO_4_47 = ["4.45.2", "4.46.1", "4.46.2", "4.46.3", "4.47.0", "4.47.1"]
-
-
-@pytest.fixture(scope="session")
-def shelf() -> SourceShelf:
-    shelf = SourceShelf(CACHE)
-    if shelf.package("4.48.3") is None:
-        pytest.fail(f"no transformers sources (the package index must be reachable): {shelf.unavailable}")
-    return shelf
 
 
 def caught(action) -> str:
@@ -317,13 +306,6 @@ def test_nothing_to_say_is_none(shelf, message):
 
 
 # --- synthetic releases: what real ones cannot show on demand -----------------------------
-
-
-def fake_release(cache: Path, version: str, files: dict[str, str]) -> None:
-    root = cache / "sources" / f"transformers-{version}" / "transformers"
-    for name, text in {"__init__.py": "", **files}.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(textwrap.dedent(text))
 
 
 CACHE_V1 = """
