@@ -147,18 +147,23 @@ class WindowSearch:
         self.probed.append((version, outcome, why))
 
     def edge_costs(self) -> list[dict[str, object]]:
-        """Per exact edge: the probes this search spent before both its sides were known."""
-        order = {version: n for n, (version, _, _) in enumerate(self.probed, start=1)}
+        """Per exact edge, the probes it cost: each probe counts for the exact edge nearest to it
+        on the line (so the costs add up to the probes), and whether the sources pointed at it."""
+        edges = [t for t in self.transitions() if t.exact]
+        index = {v: i for i, v in enumerate(self.line)}
+        costs = [0] * len(edges)
+        for version, _, _ in self.probed:
+            if edges:
+                costs[min(range(len(edges)), key=lambda n: _distance(index, edges[n], version))] += 1
+        hinted = set(self.hints)
         return [
-            {
-                "last": t.last,
-                "first": t.first,
-                "probes": max(order.get(t.last, 0), order.get(t.first, 0)),
-                "pointed": (t.last, t.first) in set(self.hints),
-            }
-            for t in self.transitions()
-            if t.exact
+            {"last": t.last, "first": t.first, "probes": cost, "pointed": (t.last, t.first) in hinted}
+            for t, cost in zip(edges, costs, strict=True)
         ]
+
+
+def _distance(index: dict[str, int], edge: Transition, version: str) -> float:
+    return abs(index[version] - (index[edge.last] + index[edge.first]) / 2)
 
 
 def start_search(
@@ -242,7 +247,7 @@ def _next_probes(search: WindowSearch) -> list[tuple[str, str]]:
     if seen.get(search.hi) not in (None, PASS):
         starts.append(search.hi)
     patches = [newest_patch(line, start) for start in starts]
-    return [(v, "patch") for v in dict.fromkeys(patches) if v not in seen][:1]
+    return [(v, "patch") for v in dict.fromkeys(patches) if v not in seen]
 
 
 @dataclass(frozen=True)

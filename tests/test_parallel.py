@@ -13,11 +13,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
-from matrix.config import ModelSpec
+from matrix.bisect import batch, bisect_models
+from matrix.bisect.probe import Prober
+from matrix.config import ModelSpec, load
 from matrix.envs.gpus import gpu_for_env, gpus_from_listing, visible_gpus
 from matrix.envs.run import ensure_pypi_model
-from tests.helpers import ROOT, TWO_ENVS_ONE_MODEL, run_nox
+from probes.status import Status
+from tests.helpers import ROOT, TWO_ENVS, TWO_ENVS_ONE_MODEL, make_cell, run_nox
 
 LISTING = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0f3c2a8e-1111-2222-3333-444455556666)
 GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-9a8b7c6d-1111-2222-3333-444455556666)
@@ -170,3 +174,119 @@ def test_parallel_matrix_matches_a_sequential_run(tmp_path):
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert list((tmp_path / "parallel" / "runs").iterdir()) == runs, "every child resumed the newest run"
     assert {path: path.stat().st_mtime_ns for path in cells} == cells, "no finished cell was redone"
+
+
+# --- the bisect's probes side by side ----------------------------------------------------------
+
+MICROS = {40: [2], 41: [0, 1, 2], 42: range(5), 43: range(5), 44: range(3)}
+LINE_40_44 = [f"4.{minor}.{micro}" for minor, micros in MICROS.items() for micro in micros]
+TWO_LEGACY = (
+    TWO_ENVS
+    + """
+[models.one]
+path = "one"
+task = "causal-lm"
+shims = ["extract-past"]
+
+[models.two]
+path = "two"
+task = "causal-lm"
+"""
+)
+
+
+@pytest.fixture
+def slow_envs(monkeypatch):
+    """Env building and the runner replaced: each runner sleeps, writes real cell files as the
+    runner does, and counts how many run at once; 'one' breaks at 4.42.0, 'two' at 4.44.0."""
+    state = {"now": 0, "most": 0, "runners": 0}
+    lock = threading.Lock()
+    breaks = {"one": "4.42.0", "two": "4.44.0"}
+
+    def ensure_env(self, spec):
+        return Path("/nonexistent/python"), True, ""
+
+    def run_cells(spec, python, pairs):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            state["runners"] += 1
+        time.sleep(0.05)
+        version = spec.transformers.removeprefix("==")
+        ran = []
+        for prober, variant in pairs:
+            name = prober.model.name
+            broken = not variant and Version(version) >= Version(breaks[name])
+            status = Status.FAIL if broken else Status.PASS
+            extra = _failed(name) if broken else {}
+            cell = make_cell(spec.name, name, status, variant=variant, versions={"transformers": version}, **extra)
+            cell.write(prober.cells)
+            ran.append((status, cell, ""))
+        with lock:
+            state["now"] -= 1
+        return ran
+
+    monkeypatch.setattr(Prober, "ensure_env", ensure_env)
+    monkeypatch.setattr(batch, "run_cells", run_cells)
+    return state
+
+
+def _bisect_both(root: Path, jobs: int) -> dict:
+    for name in ("one", "two"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / name / "modeling.py").write_text(f"NAME = {name!r}\n")
+    (root / "matrix.toml").write_text(TWO_LEGACY)
+    config = load(root / "matrix.toml")
+    run = root / "results" / "runs" / "20260101T000000Z-0001"
+    for name in ("one", "two"):
+        for variant in ("", "extract-past") if name == "one" else ("",):
+            make_cell("tf-4.40", name, Status.PASS, variant=variant, versions={"transformers": "4.40.2"}).write(run)
+            status, extra = (Status.FAIL, _failed(name)) if not variant else (Status.PASS, {})
+            make_cell("tf-4.50", name, status, variant=variant, versions={"transformers": "4.44.2"}, **extra).write(run)
+    releases = [Version(v) for v in LINE_40_44]
+    results, cache = root / "results", root / "cache"
+    names = ["one", "two"]
+    return bisect_models(config, names, results=results, cache=cache, run_dir=run, releases=releases, jobs=jobs)
+
+
+def _failed(name: str) -> dict[str, object]:
+    return {"phase": "generate", "error": {"type": "ValueError", "message": f"no {name}"}}
+
+
+def _files(root: Path, pattern: str, drop: tuple[str, ...]) -> dict[str, object]:
+    found = {}
+    for path in sorted(root.glob(pattern)):
+        data = json.loads(path.read_text())
+        found[str(path.relative_to(root))] = {k: v for k, v in data.items() if k not in drop}
+    return found
+
+
+def test_a_parallel_bisect_writes_the_cells_and_facts_of_a_serial_one(tmp_path, slow_envs):
+    serial = _bisect_both(tmp_path / "serial", 1)
+    assert slow_envs["most"] == 1
+    serial_runners = slow_envs["runners"]
+    slow_envs.update(most=0, runners=0)
+    parallel = _bisect_both(tmp_path / "parallel", 4)
+    assert slow_envs["most"] > 1, "releases were probed side by side"
+    assert slow_envs["runners"] == serial_runners, "the same rounds, one runner per release each"
+
+    timing = ("wall_s", "seconds", "started_at", "duration_s", "stored_at", "folder")
+    for name in ("one", "two"):
+        a, b = serial[name], parallel[name]
+        assert isinstance(a, dict) and isinstance(b, dict)
+        assert [(w["from"], w["to"], w["outcome"]) for w in a["windows"]] == [
+            (w["from"], w["to"], w["outcome"]) for w in b["windows"]
+        ]
+        strip = lambda r: {k: v for k, v in r.items() if k not in timing and k != "outcomes"}  # noqa: E731
+        assert strip(a) == strip(b)
+        assert [{k: v for k, v in o.items() if k != "seconds"} for o in a["outcomes"]] == [
+            {k: v for k, v in o.items() if k != "seconds"} for o in b["outcomes"]
+        ]
+    assert serial["one"]["windows"][1]["from"] == "4.42.0" and serial["two"]["windows"][1]["from"] == "4.44.0"
+    cells = "results/bisect/*/tf-*/*.json"
+    assert _files(tmp_path / "serial", cells, timing) == _files(tmp_path / "parallel", cells, timing)
+    assert _files(tmp_path / "serial", cells, timing), "cells were written"
+    facts = "cache/bisect/facts/*.json"
+    serial_facts = _files(tmp_path / "serial", facts, ("stored_at",))
+    parallel_facts = _files(tmp_path / "parallel", facts, ("stored_at",))
+    assert serial_facts and serial_facts == parallel_facts, "the same facts, under the same keys"

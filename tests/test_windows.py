@@ -23,7 +23,7 @@ from matrix.bisect.cache import Facts, folder_fingerprint
 from matrix.config import EnvSpec, load
 from matrix.results.collect import bisect_file, collect_bisects
 from probes.status import Status
-from tests.conftest import TWO_ENVS, make_cell
+from tests.helpers import TWO_ENVS, make_cell
 
 # The final, non-yanked transformers releases from 4.40.2 to 4.50.3 (4.46.0 is yanked).
 MICROS = {40: [2], 41: [0, 1, 2], 42: range(5), 43: range(5), 44: range(3), 45: range(3), 46: [1, 2, 3]}
@@ -137,6 +137,68 @@ def test_unknown_ends_are_probed_first_and_the_limit_stops_the_search():
     search, asked = run(truth, {}, ends=("4.40.2", "4.50.3"), limit=3)
     assert search.limited and len(asked) == 3
     assert not all(b.exact for b in search.breaks())
+
+
+def test_candidate_edges_from_the_sources_are_probed_on_both_sides_first():
+    # The chatglm-legacy line again, with the edges the releases' sources point at (one of
+    # them, 4.45.0, a change the model does not trip over): the same windows, fewer probes.
+    truth = line_of(("4.40.2", PASS), ("4.42.0", "A"), ("4.44.0", "B"), ("4.49.0", "C"))
+    known = {"4.40.2": PASS, "4.50.3": "C"}
+    blind, blind_asked = run(truth, known)
+    hints = [("4.41.2", "4.42.0"), ("4.43.4", "4.44.0"), ("4.44.2", "4.45.0"), ("4.48.3", "4.49.0")]
+    pointed, asked = run(truth, known, hints=hints)
+    assert spans(pointed) == spans(blind)
+    assert asked[:8] == [v for edge in hints for v in edge], "both sides of every candidate first"
+    assert len(asked) == 9 < len(blind_asked) == 12  # eight pointed, and the newest 4.42
+    assert [(e["last"], e["first"], e["pointed"]) for e in pointed.edge_costs()] == [
+        ("4.41.2", "4.42.0", True),
+        ("4.43.4", "4.44.0", True),
+        ("4.48.3", "4.49.0", True),
+    ]
+    assert sum(e["probes"] for e in pointed.edge_costs()) == len(asked), "every probe is charged to one edge"
+    # A wrong hint costs probes (its two, and halving from an off-centre split), never a window.
+    wrong, wrong_asked = run(truth, known, hints=[("4.46.1", "4.46.2")])
+    assert spans(wrong) == spans(blind) and len(wrong_asked) <= wrong.max_probes
+
+
+def test_a_round_asks_every_differing_gap_at_once():
+    from matrix.first_bad import start_search
+
+    search = start_search(TF, {"4.40.2": PASS, "4.45.0": "B", "4.50.3": "C"})
+    steps = search.next_probes()
+    assert [why for _, why in steps] == ["gap", "gap"], "one middle per differing gap, side by side"
+    assert Version(steps[0][0]) < Version("4.45.0") < Version(steps[1][0])
+
+
+def test_the_sources_name_the_releases_where_what_the_model_uses_changed(tmp_path):
+    from matrix.bisect.pointers import Use, changes, uses_in
+
+    code = tmp_path / "modeling_x.py"
+    code.write_text(
+        "from transformers.modeling_utils import PreTrainedModel\n"
+        "class M(PreTrainedModel):\n"
+        "    def _update_model_kwargs_for_generation(self, outputs, kwargs):\n"
+        "        return self._extract_past_from_model_output(outputs, standardize_cache_format=True)\n"
+        "    def _own(self):\n        return self._own_helper()\n"
+        "    def _own_helper(self):\n        return 1\n"
+    )
+    assert uses_in([code]) == [
+        Use("call", "", "_extract_past_from_model_output"),
+        Use("import", "transformers.modeling_utils", "PreTrainedModel"),
+        Use("override", "", "_own"),
+        Use("override", "", "_own_helper"),
+        Use("override", "", "_update_model_kwargs_for_generation"),
+    ]
+    state = {v: (0 if Version(v) < Version("4.42.0") else 1 if Version(v) < Version("4.49.0") else 2) for v in TF}
+    read: list[str] = []
+
+    def state_of(version: str):
+        read.append(version)
+        return None if version == "4.45.1" else state[version]  # sources that cannot be had are left out
+
+    assert changes(TF, state_of) == [("4.41.2", "4.42.0"), ("4.48.3", "4.49.0")]
+    assert len(set(read)) <= 2 * (math.ceil(math.log2(len(TF))) + 1), "a binary search per change"
+    assert changes(TF, lambda v: 7) == [], "a state that never changes points nowhere"
 
 
 @pytest.mark.parametrize("n", [3, 4, 5, 8, 13, 21])
