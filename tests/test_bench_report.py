@@ -19,7 +19,7 @@ from matrix.report.render import markdown, matrix_json, terminal
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import collect
 from probes.status import Status
-from tests.conftest import make_cell
+from tests.helpers import make_cell
 
 MODELS, ENVS = 1000, 30
 MESSAGES = [

@@ -33,7 +33,7 @@ from matrix.releases import (
     simple_url,
 )
 from probes.status import Status
-from tests.conftest import GOOD_CONFIG, ROOT, make_cell
+from tests.helpers import GOOD_CONFIG, ROOT, make_cell
 
 # The final, non-yanked transformers releases from 4.40.2 to 4.50.3 (4.46.0 is yanked).
 MICROS = {40: [2], 41: [0, 1, 2], 42: range(5), 43: range(5), 44: range(3), 45: range(3), 46: [1, 2, 3]}

@@ -30,7 +30,7 @@ from matrix.report.page import page
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import Run
 from probes.record import cell_stem
-from tests.conftest import ROOT, make_cell
+from tests.helpers import ROOT, make_cell
 
 PUBLISHED_PAGE = ROOT / "results" / "index.html"
 PUBLISHED_DATA = ROOT / "results" / "matrix.json"

@@ -10,7 +10,7 @@ from matrix.diagnosis.table import from_table
 from matrix.known_breaks import load_known_breaks
 from matrix.signature import group_unknown, normalise
 from probes.status import Status
-from tests.conftest import make_cell
+from tests.helpers import make_cell
 
 TABLE = load_known_breaks()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from matrix.config import LATEST, ConfigError, load
-from tests.conftest import GOOD_CONFIG, ROOT, nox_list
+from tests.helpers import GOOD_CONFIG, ROOT, nox_list
 
 ENV = '[envs.a]\ntransformers = "4.40.*"\n'
 MODEL = '[models.m]\nfixture = "qwen2-tiny"\ntask = "causal-lm"\n'

@@ -16,7 +16,7 @@ import pytest
 from matrix import proc
 from matrix.envs.run import ensure_fixtures
 from probes import device
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def fake_torch(cuda: bool, bf16: bool = True) -> SimpleNamespace:

@@ -15,7 +15,7 @@ from matrix.recommend import describe_windows, recommend
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import Run
 from probes.status import Status
-from tests.conftest import make_cell
+from tests.helpers import make_cell
 
 VERSIONS = {"tf-4.40": "4.40.2", "tf-4.44": "4.44.2", "tf-4.50": "4.50.3", "latest": "5.2.0"}
 PAIR = {"type": "TypeError", "message": "GenerationMixin._extract_past_from_model_output() got an unexpected "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matrix.config import load
 from matrix.envs.plan import cells
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 EXAMPLE = ROOT / "examples" / "deployment.toml"
 

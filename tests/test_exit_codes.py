@@ -12,7 +12,7 @@ import pytest
 from matrix import exit_codes
 from matrix.__main__ import main
 from probes.status import Status
-from tests.conftest import ROOT, make_cell
+from tests.helpers import ROOT, make_cell
 
 CONFIG = """\
 [envs.old]

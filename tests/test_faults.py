@@ -16,8 +16,8 @@ import pytest
 from matrix import proc
 from matrix.envs.run import ensure_fixtures
 from probes.status import Status
-from tests.conftest import ROOT
 from tests.fault_models import write_faulty_model
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from matrix.history import HISTORY_FILE, compare, fingerprint, load, record, sum
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import collect
 from probes.status import Status
-from tests.conftest import ROOT, make_cell
+from tests.helpers import ROOT, make_cell
 
 MACHINE = {"hostname": "a", "platform": "p", "cpu_count": 2, "memory_gb": 23.5}
 PRINT = {"cpu": "Xeon", "cpus": 2, "arch": "x86_64", "gpu": "none", "torch": "2.13.0+cpu", "python": "3.11.7"}

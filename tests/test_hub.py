@@ -26,7 +26,7 @@ from matrix.envs.run import HUB_FILE, probe_env, probe_env_vars
 from matrix.results.collect import collect
 from probes.record import CellResult, write_json_atomic
 from probes.status import Status
-from tests.conftest import ROOT, make_cell
+from tests.helpers import ROOT, make_cell
 from tests.hub_server import FakeHub, FakeRepo, git_blob_id, running
 
 # The tests that build real envs (hub 0.x and 1.x+) are marked e2e by conftest's hook.

@@ -16,7 +16,7 @@ import pytest
 
 from matrix import proc
 from matrix.envs.run import ensure_fixtures
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from matrix.results.aggregate import aggregate
 from matrix.results.collect import MERGE_FILE, collect
 from probes.public import host_alias
 from probes.record import write_json_atomic
-from tests.conftest import TWO_ENVS_ONE_MODEL, make_cell
+from tests.helpers import TWO_ENVS_ONE_MODEL, make_cell
 from tests.test_render import WHEN
 
 HOST_A = {"hostname": "host-a", "platform": "Linux-x86_64", "cpu_count": 2, "memory_gb": 7.8, "python": "3.11.7"}

@@ -21,7 +21,7 @@ from matrix.results.aggregate import aggregate
 from matrix.results.collect import Run, collect_newest, newest_file
 from probes.record import write_json_atomic
 from probes.status import Status
-from tests.conftest import TWO_ENVS, make_cell
+from tests.helpers import TWO_ENVS, make_cell
 
 LINE = [
     "4.40.0", "4.40.1", "4.41.0", "4.42.0", "4.42.1", "4.42.2", "4.43.0", "4.44.0",

@@ -21,7 +21,7 @@ from matrix import proc
 from matrix.envs.run import ensure_fixtures
 from probes.record import CellResult
 from probes.status import Status
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -28,7 +28,7 @@ from matrix.envs.plan import ENV_FACTS_FILE, PLAN_FILE
 from matrix.results.collect import BISECT_PREFIX
 from probes.public import bare_platform, host_alias, publication
 from probes.record import write_json_atomic
-from tests.conftest import ROOT, make_cell
+from tests.helpers import ROOT, make_cell
 
 THIS = {
     "hostname": socket.gethostname(),

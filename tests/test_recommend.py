@@ -12,7 +12,7 @@ from matrix.recommend import recommend
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import Run
 from probes.status import Status
-from tests.conftest import make_cell
+from tests.helpers import make_cell
 
 VERSIONS = {"old": "4.40.2", "mid": "4.50.3", "new": "5.24.0"}
 

@@ -10,7 +10,7 @@ from matrix.envs.plan import ENV_FACTS_FILE
 from matrix.results.collect import CollectError, collect, newest_run
 from probes.record import CellResult, write_json_atomic
 from probes.status import Status
-from tests.conftest import make_cell
+from tests.helpers import make_cell
 
 
 def test_cell_round_trips_through_its_file(tmp_path):

@@ -11,7 +11,7 @@ import tomllib
 from importlib.resources import files
 
 from matrix.__main__ import main
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.schema_check import SCHEMA_FILE, problems, problems_below, published_below
 from tests.test_published_privacy import OTHER, THIS, env_folder, failing_cell, passing_cell
 

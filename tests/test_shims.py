@@ -24,7 +24,7 @@ from matrix import proc
 from matrix.envs.run import ensure_fixtures
 from probes import fixtures
 from probes.shims import SHIM_NAMES, SHIMS
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 TYPE_ERROR = "TypeError: ChatGLMTokenizer._pad() got an unexpected keyword argument 'padding_side'"
 ENV_VARS = {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -23,7 +23,7 @@ from probes.record import (
     encode_non_finite,
     write_json_atomic,
 )
-from tests.conftest import ROOT, make_cell
+from tests.helpers import ROOT, make_cell
 from tests.test_render import WHEN
 
 NAN, INF = float("nan"), float("inf")

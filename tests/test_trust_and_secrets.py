@@ -22,8 +22,8 @@ from matrix.results.aggregate import UNPINNED_MARK, aggregate
 from matrix.results.collect import Run
 from probes.record import CellResult
 from probes.redact import MARK, redact
-from tests.conftest import ROOT, make_cell, nox_list
 from tests.fault_models import write_faulty_model
+from tests.helpers import ROOT, make_cell, nox_list
 
 HF_SHAPED = "hf_" + secrets.token_hex(17)  # a Hugging Face token: caught by value and by shape
 PLAIN = "plain-" + secrets.token_hex(6)  # not token-shaped: caught by value only

@@ -11,7 +11,7 @@ from matrix.report.render import cell_text
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import Run
 from probes.status import Status
-from tests.conftest import make_cell
+from tests.helpers import make_cell
 
 VERSIONS = {"old": "4.40.2", "new": "4.50.3"}
 REQUIRED = (

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, TWO_ENVS_ONE_MODEL
+from tests.helpers import ROOT, TWO_ENVS_ONE_MODEL
 
 WORKFLOW = ROOT / ".github" / "workflows" / "compat-matrix.yml"
 BIN = Path(sys.executable).parent
