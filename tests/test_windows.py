@@ -404,3 +404,45 @@ def test_a_warm_rerun_makes_no_probe_and_the_report_belongs_to_its_run(tmp_path,
     bisect_file(warm, "other").write_text(json.dumps({**report, "model": "other"}))
     assert list(collect_bisects(warm)) == ["local"]
     assert collect_bisects(tmp_path / "results" / "runs" / "nosuch") == {}
+
+
+def test_outputs_that_change_are_a_window_of_their_own(tmp_path, local_model, monkeypatch):
+    """Every release passes, but the greedy tokens change from 4.45.0 on: the bisect finds that
+    edge like a failure's ('outputs differ'), from the run's cells and probes alike, warm too."""
+    config, _ = local_model
+    ran: list[str] = []
+
+    def tokens(version: str) -> list[int]:
+        return [1, 2, 3, 4] if Version(version) < Version("4.45.0") else [1, 2, 9, 9]
+
+    def run_cells(spec, python, pairs):
+        version = spec.transformers.removeprefix("==")
+        ran.append(version)
+        found = []
+        for prober, variant in pairs:
+            cell = make_cell(spec.name, prober.model.name, Status.PASS, variant=variant)
+            cell.fingerprint = {"tokens": tokens(version)}
+            found.append((Status.PASS, cell, ""))
+        return found
+
+    monkeypatch.setattr(Prober, "ensure_env", lambda self, spec: (Path("/nonexistent/python"), True, ""))
+    monkeypatch.setattr("matrix.bisect.batch.run_cells", run_cells)
+    run = tmp_path / "results" / "runs" / "20260101T000000Z-0001"
+    for env, version in (("tf-4.40", "4.40.2"), ("tf-4.50", "4.50.3")):
+        for variant in ("", "extract-past"):
+            cell = make_cell(env, "local", Status.PASS, variant=variant, versions={"transformers": version})
+            cell.fingerprint = {"tokens": tokens(version)}
+            cell.write(run)
+    results, cache, releases = tmp_path / "results", tmp_path / "cache", [Version(v) for v in TF]
+    report = bisect(config, "local", results=results, cache=cache, releases=releases, run_dir=run)
+    assert [(w["from"], w["to"], w["outcome"]) for w in report["windows"]] == [
+        ("4.40.2", "4.44.2", "pass"),
+        ("4.45.0", "4.50.3", "outputs differ"),
+    ]
+    assert report["windows"][1]["signature"] == "outputs differ: generated tokens" and report["exact"]
+    assert report["bound"] == {"range": "transformers>=4.40,<4.45", "pin": "transformers==4.44.2"}
+    assert [w["outcome"] for w in report["variants"]["extract-past"]] == ["pass", "outputs differ"]
+    probed = len(ran)
+    warm = bisect(config, "local", results=results, cache=cache, releases=releases, run_dir=run)
+    assert len(ran) == probed and warm["probes"] == 0, "the fact keeps the outputs: judged again, not probed"
+    assert warm["windows"] == report["windows"]
