@@ -29,6 +29,8 @@ def pins(matrix: Matrix, rec: Recommendation) -> dict[str, str]:
         ]
         if "+" in env.torch:
             header.append(f"# torch {env.torch} is a local build: point UV_FIND_LINKS at a folder holding it.")
+        if "+" in env.transformers:
+            header.append(f"# transformers {env.transformers} is a path: or git build, not from the index.")
         files[name] = "\n".join(header + [f"{pkg}=={version}" for pkg, version in env.packages.items()]) + "\n"
     return files
 
