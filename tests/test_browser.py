@@ -8,6 +8,7 @@ Playwright's own browser download is never used (its CDN is not reachable from e
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import zlib
@@ -23,7 +24,7 @@ from playwright.sync_api import Browser, ElementHandle, Page, sync_playwright
 from matrix import history
 from matrix.config import load as load_config
 from matrix.diagnosis import diagnose, load_known_breaks
-from matrix.judge.drift import judge_outputs, with_judgements
+from matrix.judge.drift import judge
 from matrix.recommend import recommend
 from matrix.report.charts import RUNS_SHOWN
 from matrix.report.page import page
@@ -104,9 +105,9 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-def visit(browser: Browser, path: Path) -> Visit:
+def visit(browser: Browser, path: Path, width: int = 1280, height: int = 720) -> Visit:
     """Load a page from disk in a fresh context, letting through only the file itself."""
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context = browser.new_context(viewport={"width": width, "height": height})
     tab = context.new_page()
     seen = Visit(tab, path.resolve().as_uri())
 
@@ -180,14 +181,92 @@ def own_texts(tab: Page, selector: str) -> list[str]:
     )
 
 
-def test_recommendation_is_on_top(published):
+FIRST_SCREEN = (1400, 900)
+SCREENSHOT = Path("/tmp/first-screen.png")
+
+
+def test_the_first_screen_is_the_headline_and_the_whole_matrix(browser):
+    """At 1400x900 the headline and every row of the matrix (its tally too) are on screen
+    before any scrolling; the recommendation's full summary waits in the details at the end."""
+    seen = visit(browser, PUBLISHED_PAGE, *FIRST_SCREEN)
+    try:
+        data = json.loads(PUBLISHED_DATA.read_text(encoding="utf-8"))
+        tab = seen.page
+        pin = data["recommendation"]["pin"]["transformers"]
+        assert tab.locator("h1#headline").text_content() == f"Pin transformers=={pin}"
+        width, height = FIRST_SCREEN
+        for selector in ("h1#headline", f"{MATRIX} thead", f"{MATRIX} tbody tr:last-child", f"{MATRIX} tfoot"):
+            box = tab.locator(selector).bounding_box()
+            assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height, (selector, box)
+            assert box["x"] + box["width"] <= width, f"{selector} runs off the right edge: {box}"
+        tallies = tab.locator(f"{MATRIX} tfoot td.tally").all_text_contents()
+        assert len(tallies) == len(data["envs"]), tallies
+        assert all(re.fullmatch(r"\d+/\d+ models( \(\d+ with shim\))?", tally) for tally in tallies), tallies
+        statuses = {cell["status"] for cell in data["cells"]}
+        assert tab.locator("#legend .key").count() == len(statuses)  # only the statuses that occur
+        assert own_texts(tab, "#summary") == [line.removeprefix("- ") for line in data["recommendation"]["summary"]]
+        summary_box = tab.locator("#summary").bounding_box()
+        assert summary_box and summary_box["y"] > tab.locator("#release-line").bounding_box()["y"]
+        tab.screenshot(path=str(SCREENSHOT))
+        _, _, pixels = decode_png(SCREENSHOT.read_bytes())
+        print(f"\nfirst screen {SCREENSHOT}: {width}x{height}, {len(set(pixels))} distinct colours")
+        seen.assert_quiet()
+    finally:
+        seen.page.context.close()
+
+
+def page_stretches(tab: Page) -> dict[str, list[tuple[str, str, str, str, str]]]:
+    """Each release-line row's stretches as the browser built them: first, last, kind, diagnosis, edge."""
+    found = tab.eval_on_selector_all(
+        "#release-line g.line-row",
+        "rows => rows.map(g => [g.dataset.row, [...g.querySelectorAll('rect.stretch')].map(r =>"
+        " [r.dataset.first, r.dataset.last, r.dataset.kind, r.dataset.diagnosis, r.dataset.exact])])",
+    )
+    return {row: [tuple(stretch) for stretch in stretches] for row, stretches in found}
+
+
+def test_the_release_line_matches_the_bisect_report_stretch_by_stretch(published):
+    """Every window of every published bisect report is one stretch (its ends, works or breaks
+    with its diagnosis, its edge's exactness); whatever lies between two windows is unknown."""
     seen, data = published
-    items = own_texts(seen.page, "h2:text-is('Recommendation') + ul")
-    assert items == [line.removeprefix("- ") for line in data["recommendation"]["summary"]]
-    assert seen.page.locator("h2").first.text_content() == "Recommendation"
-    recommendation_box = seen.page.locator("h2:text-is('Recommendation') + ul").bounding_box()
-    table_box = seen.page.locator(MATRIX).bounding_box()
-    assert recommendation_box and table_box and recommendation_box["y"] < table_box["y"]
+    drawn = page_stretches(seen.page)
+    assert set(drawn) == set(row_labels(data))
+    reports = [
+        json.loads(path.read_text(encoding="utf-8")) for path in sorted((ROOT / "results" / "bisect").glob("*.json"))
+    ]
+    assert reports, "no published bisect report"
+    for report in reports:
+        for variant, windows in {"": report["windows"], **(report.get("variants") or {})}.items():
+            row = cell_stem(report["model"], variant)
+            stretches = drawn[row]
+            starts = {stretch[0]: stretch for stretch in stretches}
+            for number, window in enumerate(windows):
+                kind = ("works-with-shim" if variant else "works") if window["outcome"] == "pass" else "breaks"
+                edge = "" if number == 0 and window["from"] == stretches[0][0] else str(window["exact_from"]).lower()
+                expected = (window["from"], window["to"], kind, (window.get("diagnosis") or {}).get("id", ""), edge)
+                assert starts.get(window["from"]) == expected, f"{row}: {window['from']}-{window['to']}"
+            windowed = {window["from"] for window in windows}
+            others = [stretch for stretch in stretches if stretch[0] not in windowed]
+            assert all(stretch[2] == "unknown" for stretch in others), f"{row}: {others}"
+            assert stretches[0][0] == windows[0]["from"] and stretches[-1][1] == windows[-1]["to"]
+            assert len(stretches) == len(windows) + len(others)
+    seen.assert_quiet()
+
+
+def test_focusing_a_stretch_shows_its_window_error_and_fix(published):
+    seen, _ = published
+    tab = seen.page
+    stretch = tab.locator('#release-line rect.stretch[data-kind="breaks"]').first
+    title = stretch.locator("title").text_content() or ""
+    assert f"{stretch.get_attribute('data-first')}–{stretch.get_attribute('data-last')}" in title
+    assert "Error in " in title and "fix: " in title, title
+    assert not tab.locator("#stretch").is_visible()
+    stretch.focus()
+    assert tab.locator("#stretch").is_visible() and tab.locator("#stretch").text_content() == title
+    links = tab.eval_on_selector_all("#breaks a", "links => links.map(a => [a.textContent, a.href])")
+    assert links and all(
+        href == f"https://github.com/huggingface/transformers/releases/tag/v{text}" for text, href in links
+    )
     seen.assert_quiet()
 
 
@@ -269,7 +348,7 @@ def hostile_page(tmp_path: Path) -> Path:
     ]
     run = Run(tmp_path / "runs" / "hostile", envs, cells, [HOSTILE_MODEL, "plain"])
     matrix = aggregate(run)
-    matrix = with_judgements(matrix, judge_outputs(matrix, run.model_specs, run.settings))
+    judge(matrix, run.model_specs, run.settings)
     unknown = diagnose(matrix, load_known_breaks())
     assert unknown, "the OSError cell should stay unrecognised, so its message is listed too"
     runs = [  # one history line whose every text is hostile, the status too
@@ -547,7 +626,7 @@ def rgb(css: str) -> tuple[int, int, int]:
 def test_each_env_alone_lines_render_as_a_list_nested_under_their_heading(trends):
     seen, runs, _ = trends
     tab = seen.page
-    top = "h2:text-is('Recommendation') + ul > li"
+    top = "#summary > li"
     headings = tab.eval_on_selector_all(top, "items => items.map(li => li.firstChild.textContent)")
     assert "Each env alone:" in headings
     nested = tab.locator(f"{top}:has-text('Each env alone:') > ul > li").all_text_contents()
