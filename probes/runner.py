@@ -4,7 +4,12 @@ The parent imports torch, transformers and the modeling modules the plan needs (
 4-8 s), then forks a child per cell, so each cell starts warm (DESIGN.md: five tiny cells
 took 0.3 s this way against 48 s as fresh interpreters). The parent never runs a torch op
 and never touches CUDA: OpenMP pools and CUDA contexts do not survive fork. A child that
-crashes, hangs or runs out of memory becomes that cell's result and the next cell runs.
+crashes, hangs or runs out of memory becomes that cell's result and the next cell runs
+(the child and its supervision: `probes.supervise`).
+
+A plan holds any cells of one env, of any models and variants: the matrix hands it an
+env's cells, and the bisect and the release search hand it every question of a round for
+one release (`matrix.bisect.batch`), so that release pays its import once.
 
 Usage (inside the env): python -m probes.runner PLAN.json [--fresh]
 `--fresh` runs each cell in a new interpreter instead (slow; the baseline benchmarks
@@ -19,8 +24,6 @@ import datetime
 import importlib
 import json
 import os
-import resource
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +34,7 @@ from typing import Any
 from probes.record import CellResult, cell_stem, machine_fingerprint
 from probes.redact import redact_file
 from probes.status import Status
+from probes.supervise import child_main, read_child, supervise, tail, write_child_result
 
 PACKAGES = ("transformers", "torch", "huggingface-hub", "tokenizers", "safetensors", "numpy", "accelerate")
 # torch._dynamo is imported by transformers' `is_torchdynamo_compiling()` on the first
@@ -44,8 +48,6 @@ COMMON_MODULES = (
     "transformers.dynamic_module_utils",
     "safetensors.torch",
 )
-LOG_TAIL_CHARS = 4000
-POLL_S = 0.005
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,14 +129,14 @@ class Runner:
         else:
             outcome = self._fork(spec, log_path, child_out)
         redact_file(log_path)  # model code may have printed a token
-        partial = _read_child(child_out)
+        partial = read_child(child_out)
         status, reason = outcome
         if partial is None or status is not None:
             partial = {"status": (status or Status.CRASHED).value, "reason": reason or "child wrote no result"}
         partial.pop("schema", None)
-        tail = _tail(log_path)
-        if partial["status"] != Status.PASS.value and tail:
-            partial.setdefault("facts", {})["log_tail"] = tail
+        log_tail = tail(log_path)
+        if partial["status"] != Status.PASS.value and log_tail:
+            partial.setdefault("facts", {})["log_tail"] = log_tail
         return CellResult(
             env=self.env,
             model=spec["model"],
@@ -152,8 +154,8 @@ class Runner:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # child: never returns
-            _child_main(spec, log_path, child_out)
-        return _supervise(pid, spec["timeout"])
+            child_main(spec, log_path, child_out)
+        return supervise(pid, spec["timeout"])
 
     def _spawn_fresh(self, index: int, log_path: Path, timeout: float) -> tuple[Status | None, str]:
         with open(log_path, "wb") as log:
@@ -163,123 +165,15 @@ class Runner:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        return _supervise(proc.pid, timeout)
+        return supervise(proc.pid, timeout)
 
 
 def _run_one_in_this_process(plan: dict[str, Any], index: int) -> int:
     spec = plan["cells"][index]
     env_dir = Path(plan["run_dir"]) / plan["env"]
     stem = cell_stem(spec["model"], spec.get("variant", ""))
-    _write_child_result(env_dir / f".{stem}.child.json", spec)
+    write_child_result(env_dir / f".{stem}.child.json", spec)
     return 0
-
-
-def _child_main(spec: dict[str, Any], log_path: Path, child_out: Path) -> None:
-    """In the forked child: own process group, output to the cell's log, run, exit."""
-    code = 0
-    try:
-        os.setpgid(0, 0)
-        _die_with_parent()
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.close(log_fd)
-        _limit_memory(spec)
-        _write_child_result(child_out, spec)
-    except BaseException:  # noqa: BLE001 - nothing may escape a forked child
-        import traceback
-
-        traceback.print_exc()
-        code = 70
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this child when the runner dies (a killed run leaves no orphan cell)."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def _write_child_result(child_out: Path, spec: dict[str, Any]) -> None:
-    import faulthandler
-
-    faulthandler.enable()
-    from probes.cell import Cell
-    from probes.record import write_json_atomic
-
-    write_json_atomic(child_out, Cell(spec).run())
-
-
-def _limit_memory(spec: dict[str, Any]) -> None:
-    """Cap the child's address space so a runaway allocation raises MemoryError (`oom`)
-    instead of dragging the host into its OOM killer. CPU only: CUDA reserves huge virtual
-    ranges. The cap is the child's size at fork plus `memory_limit_mb` (default: 90 % of RAM).
-    """
-    if spec.get("device") != "cpu":
-        return
-    limit_mb = spec.get("memory_limit_mb") or int(_meminfo_kb("MemTotal") * 0.9 / 1024)
-    with open("/proc/self/status", encoding="ascii") as status:
-        vm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
-    cap = vm_kb * 1024 + int(limit_mb) * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-
-
-def _meminfo_kb(field: str) -> int:
-    with open("/proc/meminfo", encoding="ascii") as meminfo:
-        return next(int(line.split()[1]) for line in meminfo if line.startswith(field + ":"))
-
-
-def _supervise(pid: int, timeout: float) -> tuple[Status | None, str]:
-    """Wait for the child; kill its whole process group on timeout or when it is done.
-
-    Returns (None, "") when the child exited cleanly, else the status and reason to record.
-    """
-    deadline = time.monotonic() + timeout
-    timed_out = False
-    while True:
-        done, wait_status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            timed_out = True
-            _kill_group(pid)
-            _, wait_status = os.waitpid(pid, 0)
-            break
-        time.sleep(POLL_S)
-    _kill_group(pid)  # grandchildren the cell left behind
-    if timed_out:
-        return Status.TIMEOUT, f"no result within {timeout:g} s (killed)"
-    if os.WIFSIGNALED(wait_status):
-        sig = os.WTERMSIG(wait_status)
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-        if sig == signal.SIGKILL:
-            return Status.OOM, "killed by SIGKILL (most likely the kernel's out-of-memory killer)"
-        return Status.CRASHED, f"killed by signal {name}"
-    code = os.WEXITSTATUS(wait_status)
-    if code != 0:
-        return Status.CRASHED, f"child exited with code {code} before writing a result"
-    return None, ""
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _read_child(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    finally:
-        path.unlink(missing_ok=True)
-    return data if isinstance(data, dict) else None
 
 
 def warm_imports(cells: list[dict[str, Any]]) -> float:
@@ -310,16 +204,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
-
-
-def _tail(path: Path) -> str:
-    try:
-        with open(path, "rb") as log:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - LOG_TAIL_CHARS))
-            return log.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def _summary(result: CellResult) -> str:

@@ -123,4 +123,3 @@ def _compare_fresh(model: Any, tensors: Dict[str, Dict[str, Any]], torch: Any) -
         if name in fresh_buffers:
             tensors[name]["matches_init"] = _same(value, fresh_buffers[name], torch)
     return []
-

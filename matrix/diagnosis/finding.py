@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # Where an explanation came from, in the order the layers are consulted.
-SOURCES = ("table", "missing-package", "non-finite", "symbol-history", "traceback")
+SOURCES = ("table", "missing-package", "non-finite", "symbol-history", "traceback", "differential")
 CONFIDENCE = ("high", "medium", "low")
 
 
