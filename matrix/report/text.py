@@ -13,7 +13,7 @@ from urllib.parse import quote
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ud800-\udfff]")
 _MD_ESCAPES = str.maketrans({char: "\\" + char for char in "\\|`*_<>[]"})
-_SAFE_VERSION = re.compile(r"[0-9A-Za-z.+-]+")
+_SAFE_VERSION = re.compile(r"[0-9A-Za-z.-]+")  # no '+': a local build (4.41.2+path.<sha8>) has no release page
 RELEASES = "https://github.com/huggingface/transformers/releases/tag/v"
 HUB = "https://huggingface.co/"
 
