@@ -54,6 +54,7 @@ _PLACES: tuple[tuple[str, str], ...] = (
     ("matrix/bisect/*.py", "bisect"),
     ("matrix/newest/*.py", "newest"),
     ("matrix/recommend.py", "recommend"),
+    ("matrix/recommend_lines.py", "recommend"),
     ("matrix/history/*.py", "history"),
     ("matrix/report/*.py", "report"),
     ("matrix/__main__.py", "entry"),
