@@ -20,9 +20,16 @@ from matrix.sessions import CONFIG_PATH  # noqa: E402
 
 @nox.session(venv_backend="uv")
 def bench(session: nox.Session) -> None:
-    """Benchmark a warm rerun of the matrix against its floor, and forked cells against fresh interpreters."""
+    """Benchmark a newcomer's cold first run and the warm rerun against their floors, the bisect's
+    probes per edge and the growth with 8 and 16 models (into results/BENCHMARKS.md); with
+    `-- --classic`, the older table instead (forked cells against fresh interpreters, uv against pip)."""
     session.install("nox", "uv", "tabulate", "packaging", "pytest", "pytest-benchmark")
-    session.run("python", "benchmarks/bench_matrix.py", "--config", str(CONFIG_PATH), *session.posargs)
+    if "--classic" in session.posargs:
+        args = [a for a in session.posargs if a != "--classic"]
+        session.run("python", "benchmarks/bench_matrix.py", "--config", str(CONFIG_PATH), *args)
+        return
+    out = ["--out", "results/BENCHMARKS.md"] if "--out" not in session.posargs else []
+    session.run("python", "benchmarks/bench_first_run.py", "--config", str(CONFIG_PATH), *out, *session.posargs)
 
 
 @nox.session(venv_backend="uv", reuse_venv=True)
