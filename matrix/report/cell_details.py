@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from matrix.report.log_links import logs_url
 from matrix.report.rows import diagnosis_label, diagnosis_source, loaded
 from probes.record import CellResult
 
@@ -50,6 +51,7 @@ def cell_details(cell: CellResult) -> list[tuple[str, str]]:
         ("machine", _machine_text(cell.machine)),
         ("started", cell.started_at),
         ("log", cell.log),
+        ("logs", (logs_url() or "") if cell.log else ""),  # a link on the page (static/page.js)
         ("log tail", str(cell.facts.get("log_tail", ""))[-3000:]),
         ("traceback", error.get("traceback", "")[-3000:]),
     ]

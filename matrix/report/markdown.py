@@ -16,6 +16,7 @@ from matrix import __version__
 from matrix.recommend import Recommendation
 from matrix.report.answer import headline, is_upcoming, model_source, split_since, tallies, upcoming_breaks
 from matrix.report.line_stretches import BREAKS, KIND_WORDS, Stretch, axis, line_rows
+from matrix.report.log_links import log_place
 from matrix.report.rows import (
     BLOCKERS_HEADERS,
     LEGEND,
@@ -222,5 +223,5 @@ def _failure_entry(cell: CellResult, matrix: Matrix) -> list[str]:
         lines += [f"- evidence: {md_escape(line)}" for line in diagnosis.get("evidence", [])[:5]]
         lines.append(f"- fix: {md_escape('; '.join(diagnosis['fixes']) or 'none the evidence supports')}")
     if cell.log:
-        lines.append(f"- log: `runs/{matrix.run_id}/{cell.log}`")
+        lines.append(f"- log: {log_place(matrix.run_id, cell.log)}")
     return lines + [""]

@@ -7,8 +7,10 @@ function show(key) {
     const row = document.createElement('div');
     const name = document.createElement('b');
     name.textContent = label + ': ';
-    const text = document.createElement(label === 'log tail' || label === 'traceback' ? 'pre' : 'span');
-    text.textContent = value;
+    const link = label === 'logs' && value.startsWith('https://');
+    const text = document.createElement(link ? 'a' : label === 'log tail' || label === 'traceback' ? 'pre' : 'span');
+    text.textContent = link ? 'the cell-logs artifact of this workflow run' : value;
+    if (link) text.href = value;
     row.append(name, text);
     panel.append(row);
   }
