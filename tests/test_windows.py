@@ -412,8 +412,12 @@ def test_outputs_that_change_are_a_window_of_their_own(tmp_path, local_model, mo
     config, _ = local_model
     ran: list[str] = []
 
+    noisy: list[int] = []  # set: every probe from 4.45.0 on draws new tokens
+
     def tokens(version: str) -> list[int]:
-        return [1, 2, 3, 4] if Version(version) < Version("4.45.0") else [1, 2, 9, 9]
+        if Version(version) < Version("4.45.0"):
+            return [1, 2, 3, 4]
+        return [1, 2, 9, 9 + len(ran)] if noisy else [1, 2, 9, 9]
 
     def run_cells(spec, python, pairs):
         version = spec.transformers.removeprefix("==")
@@ -446,3 +450,7 @@ def test_outputs_that_change_are_a_window_of_their_own(tmp_path, local_model, mo
     warm = bisect(config, "local", results=results, cache=cache, releases=releases, run_dir=run)
     assert len(ran) == probed and warm["probes"] == 0, "the fact keeps the outputs: judged again, not probed"
     assert warm["windows"] == report["windows"]
+    assert report["windows"][1]["deterministic"] is True, "its first release, run again, gave the same tokens"
+    noisy.append(1)
+    again = bisect(config, "local", results=results, cache=tmp_path / "cache-2", releases=releases, run_dir=run)
+    assert again["windows"][1]["outcome"] == "outputs differ" and again["windows"][1]["deterministic"] is False

@@ -46,6 +46,7 @@ class Pending:
     started: float
     fact: dict[str, Any] | None = None
     source: str = "cached"
+    repeat: int = 0
 
 
 Ran = tuple[Status, CellResult | None, str]  # (status, the cell when the runner wrote one, why not)
@@ -57,13 +58,13 @@ def default_jobs(gpus: int = 0) -> int:
     return gpus if gpus > 0 else max(os.cpu_count() or 1, 1)
 
 
-def answer_many(questions: Sequence[tuple[Any, str, str]], jobs: int = 1) -> list[Outcome]:
-    """The outcome of each (prober, release, variant): a stored fact, else one probe per release."""
-    pending = [prober.pending(release, variant) for prober, release, variant in questions]
+def answer_many(questions: Sequence[tuple[Any, ...]], jobs: int = 1) -> list[Outcome]:
+    """The outcome of each (prober, release, variant[, repeat]): a stored fact, else one probe per release."""
+    pending = [question[0].pending(*question[1:]) for question in questions]
     groups: dict[str, list[Pending]] = {}
-    seen: dict[tuple[int, str, str], Pending] = {}
+    seen: dict[tuple[int, str, str, int], Pending] = {}
     for ask in pending:
-        key = (id(ask.prober), ask.release, ask.variant)
+        key = (id(ask.prober), ask.release, ask.variant, ask.repeat)
         if ask.fact is None and key not in seen:
             seen[key] = ask
             groups.setdefault(ask.spec.name, []).append(ask)
@@ -81,7 +82,7 @@ def answer_many(questions: Sequence[tuple[Any, str, str]], jobs: int = 1) -> lis
     outcomes = []
     for ask in pending:
         if ask.fact is None:  # the same question twice: the first one's answer
-            twin = seen[(id(ask.prober), ask.release, ask.variant)]
+            twin = seen[(id(ask.prober), ask.release, ask.variant, ask.repeat)]
             ask.fact, ask.source = twin.fact, "cached"
         outcomes.append(ask.prober.settle(ask))
     return outcomes

@@ -9,10 +9,11 @@ read against the releases' sources (`pointers`), names the candidate edges probe
 A passing cell whose outputs differ from the model's reference cell (the run's oldest
 passing env) is an outcome of its own, "outputs differ", bisected like a failure.
 
-A report whose ends came from a run belongs to that run: it is written into the run folder
-(`<run>/_bisect-<model>.json`, beside the run's other host files, never inside an env
-folder), so the run's report shows only its own bisects. One with ends given on the
-command line belongs to no run and goes to `results/bisect/<model>.json`.
+The ends and what the run knows come from `ends`. A report whose ends came from a run
+belongs to that run: it is written into the run folder (`<run>/_bisect-<model>.json`,
+beside the run's other host files, never inside an env folder), so the run's report shows
+only its own bisects. One with ends given on the command line belongs to no run and goes
+to `results/bisect/<model>.json`.
 """
 
 from __future__ import annotations
@@ -25,80 +26,25 @@ from typing import Any
 
 from packaging.version import Version
 
+from matrix.bisect.ends import (
+    BisectError,
+    env_template,
+    known_outcomes,
+    pick_endpoints,
+    reference_cell,
+    run_cells_of,
+)
 from matrix.bisect.pointers import candidate_edges
-from matrix.bisect.probe import Prober, judged_outcome, outcome_of
+from matrix.bisect.probe import Prober, judged_outcome
 from matrix.bisect.report import Cells, is_version, print_summary, report_json, run_inputs
 from matrix.bisect.rounds import Lane, run_rounds
 from matrix.config import Config, EnvSpec, ModelSpec
 from matrix.envs.plan import variants
-from matrix.first_bad import PASS, Outcome, WindowSearch, start_search
-from matrix.releases import between, cached_releases, index_url, is_final
+from matrix.first_bad import PASS, WindowSearch, start_search
+from matrix.releases import between, cached_releases, index_url
 from matrix.results.collect import bisect_file
 from probes.public import publication, publish_files
-from probes.record import CellResult, write_json_atomic
-
-Column = tuple[str, str, CellResult]  # (transformers version, env name, the model's base cell)
-
-
-class _Said:
-    """A run cell as the endpoints see it: passed (its judged outcome is a pass) or says nothing."""
-
-    def __init__(self, cell: CellResult, outcome: Outcome) -> None:
-        self.cell = cell
-        self.passed = outcome == PASS
-        self.says_nothing = outcome is None
-
-    def __lt__(self, other: _Said) -> bool:
-        return False
-
-
-class BisectError(Exception):
-    """A usage mistake (unknown model, no good/bad pair): one line, exit code 2."""
-
-
-def pick_endpoints(
-    columns: list[Column], good: str | None, bad: str | None, judged: dict[str, Outcome] | None = None
-) -> tuple[tuple[str, str | None], tuple[str, str | None]]:
-    """((good version, env), (bad version, env)): given ones win, the rest come from a run.
-
-    Neither given: bad is the oldest env where the cell really fails after an env where it
-    passes (a cell that says nothing is no evidence either way), good the newest passing env
-    before it; so a model that works again later (a patch release undid a break) still has
-    its first break searched. Only good given: the oldest newer failing env; only bad given:
-    the newest older passing env. `judged` (env -> outcome): a cell whose outputs differ
-    from the reference's counts as failing.
-    """
-    known = sorted(
-        (Version(v), env, _Said(cell, (judged or {}).get(env, outcome_of(cell))))
-        for v, env, cell in columns
-        if is_version(v) and is_final(Version(v))  # a pre-release or local build env is no point of the line
-    )
-    first_break: tuple[str, str | None] | None = None
-    if good is None and bad is None:
-        seen_pass = False
-        for v, e, c in known:
-            if c.passed:
-                seen_pass = True
-            elif seen_pass and not c.says_nothing:
-                first_break = (str(v), e)
-                bad = str(v)
-                break
-    if good is None:
-        passing = [(str(v), e) for v, e, c in known if c.passed and (bad is None or v < Version(bad))]
-        if not passing:
-            raise BisectError("no env of the newest run where the model passes; give --good VERSION")
-        found_good: tuple[str, str | None] = passing[-1]
-    else:
-        found_good = (good, None)
-    if first_break is not None:
-        return found_good, first_break
-    if bad is not None:
-        return found_good, (bad, None)
-    floor = Version(found_good[0])
-    failing = [(str(v), e) for v, e, c in known if v > floor and not c.passed and not c.says_nothing]
-    if not failing:
-        raise BisectError(f"no env newer than {found_good[0]} where the model fails; give --bad VERSION")
-    return found_good, failing[0]
+from probes.record import write_json_atomic
 
 
 @dataclass
@@ -187,9 +133,9 @@ def prepare(
     for flag, value in (("--good", good), ("--bad", bad)):
         if value is not None and not is_version(value):
             raise BisectError(f"{flag} {value!r} is not a version such as 4.40.2")
-    cells, run = ({}, None) if good and bad else _run_cells(results, run_dir, model_name)
+    cells, run = ({}, None) if good and bad else run_cells_of(results, run_dir, model_name)
     source = f"run {run.name}" if run else "command line"
-    reference = _reference(cells.get("", []))
+    reference = reference_cell(cells.get("", []))
     judged = {env: judged_outcome(cell, reference, config.settings.to_dict()) for _, env, cell in cells.get("", [])}
     try:
         (good, good_env), (bad, bad_env) = pick_endpoints(cells.get("", []), good, bad, judged)
@@ -198,7 +144,7 @@ def prepare(
     if Version(good) >= Version(bad):
         raise BisectError(f"good version {good} is not older than bad version {bad}")
     from_run = run if good_env is not None and bad_env is not None else None
-    template = _template(config, good_env, good)
+    template = env_template(config, good_env, good)
     listed = cached_releases("transformers", cache) if releases is None else releases
     # From a run, the search spans every env the run has from the good end up, so each
     # later break (or recovery) between its envs gets its own window too.
@@ -214,7 +160,7 @@ def prepare(
     limit = probe_limit(len(suspects)) if max_probes is None else max_probes
     lanes = []
     for variant in variants(model):
-        known = _known(cells.get(variant, []), line, reference, config.settings.to_dict())
+        known = known_outcomes(cells.get(variant, []), line, reference, config.settings.to_dict())
         if not variant and good_env is None:
             known[good] = PASS  # given on the command line: taken as good, never re-tested
         search = start_search(line, known, ends=(good, str(top)), limit=limit, hints=hints)
@@ -258,51 +204,8 @@ def _pointers(prober: Prober, model: ModelSpec, line: list[str], cache: Path) ->
     return found
 
 
-def _reference(columns: list[Column]) -> CellResult | None:
-    """The model's base cell in the run's oldest env where it passes: what outputs are compared with."""
-    passing = sorted((Version(v), cell) for v, _, cell in columns if is_version(v) and cell.status.passed)
-    return passing[0][1] if passing else None
-
-
 def probe_limit(candidates: int) -> int:
     """The most probes one variant's search may make: four breaks' worth, and four more."""
     return 4 * (math.ceil(math.log2(max(candidates, 1))) + 1) + 4
 
 
-def _known(
-    columns: list[Column], line: list[str], reference: CellResult | None, settings: dict[str, Any]
-) -> dict[str, Outcome]:
-    """What the run's own cells say about the releases of the line (a cell that says nothing: no entry)."""
-    wanted = {str(Version(v)): v for v in line}
-    known: dict[str, Outcome] = {}
-    for version, _, cell in columns:
-        outcome = judged_outcome(cell, reference, settings)
-        if is_version(version) and str(Version(version)) in wanted and outcome is not None:
-            known[wanted[str(Version(version))]] = outcome
-    return known
-
-
-def _run_cells(results: Path, run_dir: Path | None, model: str) -> tuple[Cells, Path]:
-    """The model's cells in each env of the run (default: the newest), by variant."""
-    from matrix.results.aggregate import aggregate
-    from matrix.results.collect import CollectError, collect, newest_run
-
-    try:
-        folder = run_dir if run_dir is not None else newest_run(results)
-        matrix = aggregate(collect(folder))
-    except CollectError as exc:
-        raise BisectError(f"{exc}; or give --good VERSION --bad VERSION") from None
-    cells: Cells = {}
-    for row in matrix.rows:
-        if row.model == model:
-            found = [(env.transformers, env.name, matrix.cell(env.name, model, row.variant)) for env in matrix.envs]
-            cells[row.variant] = [(v, e, c) for v, e, c in found if c is not None]
-    return cells, folder
-
-
-def _template(config: Config, env_name: str | None, good: str) -> EnvSpec:
-    """torch, python and pins for the throw-away envs: the good env's, as the matrix built it."""
-    named = [e for e in config.envs if e.name == env_name]
-    # `latest`, `next`, `path:` and git envs have no version spec to hold `good`
-    holding = [e for e in config.envs if e.specifier is not None and Version(good) in e.specifier]
-    return (named or holding or list(config.envs))[0]

@@ -29,7 +29,7 @@ from matrix.config import Config, EnvSpec, ModelSpec
 from matrix.envs.plan import runner_plan
 from matrix.envs.run import ensure_pypi_model, install_env
 from matrix.first_bad import PASS, Outcome
-from matrix.judge.drift import difference
+from matrix.judge.drift import SAME, difference
 from probes.record import CellResult, cell_stem, write_json_atomic
 
 __all__ = ["MARKER", "Pending", "Prober", "error_of", "judged_outcome", "outcome_of", "outputs_outcome"]
@@ -58,6 +58,8 @@ class Prober:
         self.outcomes: dict[tuple[str, str], dict[str, Any]] = {}  # (variant, release) -> what it said
         self.builds = 0
         self.probes = 0  # cells really run (answers from the facts are not probes)
+        self.fingerprints: dict[tuple[str, str], Any] = {}  # (variant, release) -> the outputs it gave
+        self.repeats: dict[tuple[str, str], dict[str, Any]] = {}  # reruns of cells whose outputs changed
         self._model_fingerprint: str | None = None
 
     def spec(self, version: str) -> EnvSpec:
@@ -68,12 +70,15 @@ class Prober:
         """The outcome of `variant` in `version`: a stored fact, else a probe (then stored)."""
         return answer_many([(self, version, variant)])[0]
 
-    def pending(self, version: str, variant: str) -> Pending:
-        """A question, with its stored answer when the facts have one."""
+    def pending(self, version: str, variant: str, repeat: int = 0) -> Pending:
+        """A question, with its stored answer when the facts have one (`repeat` N: the Nth rerun
+        of the same cell, a question of its own, to tell a changed output from a noisy one)."""
         spec = self.spec(version)
         inputs = self.inputs(spec, variant)
+        if inputs and repeat:
+            inputs = {**inputs, "repeat": repeat}
         fact = self.facts.get(Facts.key(inputs)) if inputs else None
-        return Pending(self, version, variant, spec, inputs, time.perf_counter(), fact)
+        return Pending(self, version, variant, spec, inputs, time.perf_counter(), fact, repeat=repeat)
 
     def settle(self, ask: Pending) -> Outcome:
         """Store a probed answer as a fact, record what it said, print a line for a probe."""
@@ -81,9 +86,14 @@ class Prober:
         if ask.source == "probed":
             self.probes += 1
             inputs = ask.inputs or self.inputs(ask.spec, ask.variant)  # a fixture exists once an env has built it
+            if inputs and ask.repeat:
+                inputs = {**inputs, "repeat": ask.repeat}
             if inputs:
                 self.facts.put(Facts.key(inputs), inputs, fact)
         seconds = round(time.perf_counter() - ask.started, 1)
+        if ask.repeat:
+            return self._settle_repeat(ask, fact)
+        self.fingerprints[(ask.variant, ask.release)] = fact.get("fingerprint")
         record = {k: fact.get(k) for k in ("outcome", "status", "error", "reason", "cell", "env")}
         if record["cell"] and not (self.cells.parent.parent / str(record["cell"])).is_file():
             record["cell"] = None  # probed for another results folder, or since cleaned away
@@ -103,6 +113,20 @@ class Prober:
             flush=True,
         )
         return outcome
+
+    def _settle_repeat(self, ask: Pending, fact: dict[str, Any]) -> Outcome:
+        """A rerun of a cell whose outputs changed: do its outputs match the first run's?"""
+        first, again = self.fingerprints.get((ask.variant, ask.release)), fact.get("fingerprint")
+        same = None
+        if first is not None and again is not None and self.reference is not None:
+            one = dataclasses.replace(self.reference, env=ask.spec.name, fingerprint=first)
+            two = dataclasses.replace(self.reference, env=ask.spec.name, fingerprint=again)
+            same = difference(one, two, self.config.settings.to_dict()) == SAME
+        self.repeats[(ask.variant, ask.release)] = {"deterministic": same, "source": ask.source}
+        if ask.source == "probed":
+            words = "nothing to compare" if same is None else "the same outputs" if same else "other outputs: noisy"
+            print(f"[bisect {cell_stem(self.model.name, ask.variant)}] {ask.release} rerun: {words}", flush=True)
+        return fact.get("outcome")
 
     def inputs(self, spec: EnvSpec, variant: str) -> dict[str, Any] | None:
         """Everything the answer depends on; None when the model's files cannot be fingerprinted yet."""

@@ -140,9 +140,9 @@ def report_json(
         "first_bad_error": first["error"] if first else None,
         "bound": bound,
         "bad_error": details("")(bad).get("error"),
-        "windows": windows_json(base, details("")),
+        "windows": _reruns(windows_json(base, details("")), prober, ""),
         "breaks": breaks,
-        "variants": {variant: windows_json(s, details(variant)) for variant, s in searches.items() if variant},
+        "variants": {v: _reruns(windows_json(s, details(v)), prober, v) for v, s in searches.items() if v},
         "candidates": candidates,
         "range": [base.line[0], base.line[-1]],
         "max_probes": sum(s.max_probes for s in searches.values()),
@@ -167,6 +167,15 @@ def report_json(
             for variant, version, why in asked
         ],
     }
+
+
+def _reruns(windows: list[dict[str, Any]], prober: Prober, variant: str) -> list[dict[str, Any]]:
+    """An 'outputs differ' window says whether a rerun of its first release gave the same outputs."""
+    for window in windows:
+        rerun = prober.repeats.get((variant, window["from"]))
+        if window["outcome"] == OUTPUTS_DIFFER and rerun is not None:
+            window["deterministic"] = rerun["deterministic"]
+    return windows
 
 
 def _verdict(said: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from matrix.bisect.batch import answer_many
 from matrix.bisect.probe import Prober
-from matrix.first_bad import WindowSearch
+from matrix.first_bad import OUTPUTS_DIFFER, WindowSearch
 
 ALONGSIDE = "alongside"
 
@@ -43,13 +43,24 @@ def informs(search: WindowSearch, release: str) -> bool:
 
 
 def run_rounds(lanes: list[Lane], jobs: int = 1) -> int:
-    """Advance every lane until none has a probe left; the number of rounds."""
+    """Advance every lane until none has a probe left, then rerun once the first release of
+    every 'outputs differ' window (a cell whose outputs differ between two runs is not a
+    change of release but noise); the number of rounds."""
     rounds = 0
     while True:
         asks: list[tuple[Lane, str, str]] = []
         for lane in lanes:
             asks += [(lane, release, why) for release, why in lane.search.next_probes()]
         if not asks:
+            reruns = [
+                (lane.prober, window.first, lane.variant, 1)
+                for lane in lanes
+                for window in lane.search.windows()
+                if window.outcome.startswith(OUTPUTS_DIFFER)
+            ]
+            if reruns:
+                answer_many(reruns, jobs)
+                rounds += 1
             return rounds
         asked = {(id(lane.prober), lane.variant, release) for lane, release, _ in asks}
         for lane, release, _ in list(asks):
