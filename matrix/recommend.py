@@ -2,11 +2,14 @@
 fewest envs that together do.
 
 A model is served by an env when its base cell passes there, or a shim variant passes
-(`pass-with-shim`); never by a cell whose generation collapsed to one repeated token, and,
-with `[settings] drift_blocks = true`, not by a cell whose outputs drift from the model's
-reference. Preference, in order: fewest envs, then fewest shims, then newer transformers;
-remaining ties go to env names, so the answer is deterministic. The search is exact: it
-finds every smallest cover, then applies the preferences.
+(`pass-with-shim`); never by a cell whose generation collapsed to one repeated token, nor
+by a cell whose outputs differ from the model's reference (drift; non-finite outputs fail
+the cell already): such an env is named "runs, different outputs" (`different_outputs`),
+never counted as running the model unchanged and never the pin, whatever
+`[settings] drift_blocks` says (that setting keeps its meaning for the gate).
+Preference, in order: fewest envs, then fewest shims, then newer transformers; remaining
+ties go to env names, so the answer is deterministic. The search is exact: it finds every
+smallest cover, then applies the preferences.
 
 With a release search (`[settings] search_releases`, matrix/newest.py), the newest single
 release confirmed to run every model leads, and the envs' answer follows it; each model's
@@ -63,6 +66,7 @@ class Recommendation:
     bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
     newest: dict[str, Any] | None = None  # the release search's answers (matrix/confirm.py)
     blockers: list[dict[str, Any]] = field(default_factory=list)
+    different_outputs: dict[str, list[str]] = field(default_factory=dict)  # model -> envs it runs differently
 
     @property
     def pinned_release(self) -> str | None:
@@ -107,18 +111,31 @@ class Recommendation:
             "bounds": self.bounds,
             "newest": _newest_summary(self.newest),
             "blockers": self.blockers,
+            "different_outputs": self.different_outputs,
             "preference": "fewest envs, then fewest shims, then newest transformers",
         }
 
 
-def ways_to_serve(matrix: Matrix, require_budgets: bool = False, drift_blocks: bool = False) -> dict[str, list[Choice]]:
-    """For each model, every (env, shim) whose cell serves it (see `serves`)."""
+def ways_to_serve(matrix: Matrix, require_budgets: bool = False) -> dict[str, list[Choice]]:
+    """For each model, every (env, shim) whose cell serves it (see `serves`): a cell whose
+    outputs differ from the model's reference never does."""
     ways: dict[str, list[Choice]] = {model: [] for model in matrix.models}
     for row in matrix.rows:
         for env, cell in row.cells.items():
-            if serves(cell, require_budgets, drift_blocks):
+            if serves(cell, require_budgets, drift_blocks=True):
                 ways.setdefault(row.model, []).append(Choice(row.model, env, row.variant))
     return ways
+
+
+def different_outputs(matrix: Matrix, require_budgets: bool = False) -> dict[str, list[str]]:
+    """For each model, the envs (with the shim, if any) where it runs but its outputs differ
+    from its reference env's: "runs, different outputs"."""
+    found: dict[str, list[str]] = {}
+    for row in matrix.rows:
+        for env, cell in row.cells.items():
+            if serves(cell, require_budgets) and not serves(cell, require_budgets, drift_blocks=True):
+                found.setdefault(row.model, []).append(f"{env} (with {row.variant})" if row.variant else env)
+    return found
 
 
 def recommend(
@@ -134,10 +151,13 @@ def recommend(
     Optional models are served when the chosen envs happen to run them, but never force
     an extra env. With `require_budgets`, a cell over any budget does not count as serving.
     `bisects` (this run's bisect reports) give each model's windows over the release line.
-    `newest` (this run's release search, `_newest.json`) leads when given.
+    `newest` (this run's release search, `_newest.json`) leads when given. `drift_blocks`
+    is accepted for the callers that pass the settings through: outputs that differ never
+    serve here.
     """
+    del drift_blocks
     rank = {env.name: index for index, env in enumerate(matrix.envs)}  # oldest first
-    ways = ways_to_serve(matrix, require_budgets, drift_blocks)
+    ways = ways_to_serve(matrix, require_budgets)
     uncovered = [model for model, found in ways.items() if not found and model not in optional]
     coverable = {model: found for model, found in ways.items() if found and model not in optional}
     best = _search(coverable, rank) if coverable else None
@@ -146,6 +166,7 @@ def recommend(
         best = Option(best.envs, best.choices + tuple(c for c in extra if c is not None))
     kind = "none" if best is None else ("single" if len(best.envs) == 1 else "split")
     recommendation = Recommendation(kind, best, uncovered, per_env=_per_env(matrix, ways))
+    recommendation.different_outputs = different_outputs(matrix, require_budgets)
     recommendation.bounds = {
         model: {
             key: found[key]

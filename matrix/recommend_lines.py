@@ -112,7 +112,9 @@ def _why_not(matrix: Matrix, model: str) -> str:
         cell = matrix.cell(env.name, model)
         if cell is None:
             continue
-        if cell.diagnosis:
+        if cell.status.passed and (cell.drift or {}).get("differs"):
+            why = f"runs, different outputs (against {cell.drift.get('reference')})"
+        elif cell.diagnosis:
             since = cell.diagnosis.get("introduced_in")
             why = f"{cell.diagnosis['id']} (since {since})" if since else cell.diagnosis["id"]
         elif cell.error and cell.error.get("type"):
@@ -124,11 +126,11 @@ def _why_not(matrix: Matrix, model: str) -> str:
 
 
 def _drift_lines(matrix: Matrix, rec: Recommendation) -> list[str]:
-    """One line per model whose outputs change between its reference env and a later one,
-    saying when a recommended env is among them, and one per degenerate generation."""
+    """One line per model whose outputs change between its reference env and a later one
+    (those envs run it with different outputs and do not count as running it), and one per
+    degenerate generation."""
     lines = []
     versions = {env.name: env.transformers for env in matrix.envs}
-    chosen = {(c.model, c.env, c.shim) for c in rec.best.choices} if rec.best else set()
     for row in matrix.rows:
         drifts = [(cell.env, cell.drift) for cell in row.cells.values() if cell is not None and cell.drift]
         for env, drift in drifts:
@@ -140,9 +142,11 @@ def _drift_lines(matrix: Matrix, rec: Recommendation) -> list[str]:
         if changed:
             reference = versions[drifts[0][1]["reference"]]
             where = ", ".join(versions[env] for env in changed)
-            recommended = [env for env in changed if (row.model, env, "") in chosen]
-            note = f" (recommended env {', '.join(recommended)} drifts)" if recommended else ""
-            lines.append(f"Outputs of {row.model} change between {reference} and {where}{note}.")
+            envs = ", ".join(changed)
+            lines.append(
+                f"Outputs of {row.model} change between {reference} and {where}: "
+                f"runs, different outputs in {envs}; not counted as running it."
+            )
     return lines
 
 

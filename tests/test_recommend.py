@@ -165,3 +165,47 @@ def test_variant_rows_keep_the_configs_shim_order():
     envs = {"old": {"name": "old", "packages": {"transformers": "4.40.2"}}}
     matrix = aggregate(Run(Path("runs/r1"), envs, cells, ["m"], planned=planned))
     assert [row.label for row in matrix.rows] == ["m", "m+zeta", "m+alpha"]
+
+
+def judged(cells):
+    """A matrix whose outputs are judged (drift against each model's reference env)."""
+    from matrix.judge.drift import judge_outputs, with_judgements
+
+    envs = {env: {"name": env, "packages": {"transformers": version}} for env, version in VERSIONS.items()}
+    matrix = aggregate(Run(Path("runs/r1"), envs, cells, list(dict.fromkeys(c.model for c in cells))))
+    return with_judgements(matrix, judge_outputs(matrix, {}, {}))
+
+
+def test_an_env_whose_outputs_changed_is_named_but_never_the_pin():
+    # b's tokens change in new (a silent break: uninitialised buffers, re-initialised weights)
+    cells = [
+        make_cell("old", "a", Status.FAIL),
+        make_cell("mid", "a", Status.PASS),
+        make_cell("new", "a", Status.PASS),
+        make_cell("old", "b", Status.PASS, fingerprint={"tokens": [1, 2, 3]}),
+        make_cell("mid", "b", Status.PASS, fingerprint={"tokens": [1, 2, 3]}),
+        make_cell("new", "b", Status.PASS, fingerprint={"tokens": [1, 2, 4]}),
+    ]
+    rec = recommend(judged(cells))
+    assert rec.best.envs == ("mid",) and rec.pin() == {"transformers": "4.50.3", "evidence": "env mid", "shims": {}}
+    assert rec.different_outputs == {"b": ["new"]}
+    assert rec.to_dict()["different_outputs"] == {"b": ["new"]}
+    assert "- new (5.24.0) covers 1/2 models without shims" in rec.lines
+    assert any("runs, different outputs in new; not counted as running it" in line for line in rec.lines)
+
+
+def test_changed_outputs_cost_a_second_env_rather_than_count_as_running():
+    cells = [
+        make_cell("old", "b", Status.FAIL),
+        make_cell("mid", "b", Status.PASS, fingerprint={"tokens": [1, 2, 3]}),
+        make_cell("new", "b", Status.PASS, fingerprint={"tokens": [7, 7, 9]}),
+        make_cell("new", "a", Status.PASS),
+        make_cell("old", "a", Status.FAIL),
+        make_cell("mid", "a", Status.FAIL),
+    ]
+    rec = recommend(judged(cells))
+    # a runs only in new; b runs unchanged only in mid: two envs, never new for b
+    assert rec.best.envs == ("mid", "new")
+    assert {(c.model, c.env) for c in rec.best.choices} == {("a", "new"), ("b", "mid")}
+    cells[1] = make_cell("mid", "b", Status.FAIL)  # now b's reference is new's own output: nothing differs
+    assert recommend(judged(cells)).different_outputs == {}

@@ -98,11 +98,13 @@ def test_a_generation_collapsed_to_one_token_is_degenerate_and_does_not_serve():
     assert any("not counted as running it" in line for line in rec.lines)
 
 
-def test_drift_blocks_makes_a_drifting_cell_not_serve():
+def test_a_drifting_cell_never_serves_whatever_drift_blocks_says():
     cells = [
         make_cell("old", "m", Status.PASS, fingerprint={"tokens": [5, 9, 2, 7]}),
         make_cell("new", "m", Status.PASS, fingerprint={"tokens": [5, 9, 2, 8]}),
     ]
     matrix = run_of(cells)
-    assert recommend(matrix).best.envs == ("new",)
-    assert recommend(matrix, drift_blocks=True).best.envs == ("old",)
+    for blocks in (False, True):
+        rec = recommend(matrix, drift_blocks=blocks)
+        assert rec.best.envs == ("old",) and rec.pin()["transformers"] == rec.per_env[0]["transformers"]
+        assert rec.different_outputs == {"m": ["new"]}
