@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,60 @@ task = "embedding"
     columns = {env.name: env for env in aggregate(collect(run_dir)).envs}
     assert columns["wheel"].header == f"wheel ({label})"
     assert [env.name for env in aggregate(collect(run_dir)).envs] == ["wheel", "upcoming"]  # 4.41.2+... < 5.0.0rc0
+
+
+SDIST = "transformers-4.41.2.tar.gz"
+
+
+def source_checkout(into: Path) -> Path:
+    """transformers 4.41.2's sources as a folder and a git repository (tag `fix`), from its
+    sdist (downloaded once into the shared cache)."""
+    folder = CACHE / "test-wheels"
+    if not (folder / SDIST).is_file():
+        args = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "-d", str(folder)]
+        subprocess.run([*args, "transformers==4.41.2"], check=True, capture_output=True, timeout=300)
+    with tarfile.open(folder / SDIST) as archive:
+        archive.extractall(into, filter="data")  # "data": files owned by us, so git trusts the folder
+    checkout = into / SDIST.removesuffix(".tar.gz")
+    git = ["git", "-c", "user.email=matrix@example.org", "-c", "user.name=matrix", "-C", str(checkout)]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "a fix branch"], ["tag", "fix"]):
+        subprocess.run(git + step, check=True, capture_output=True, timeout=120)
+    return checkout
+
+
+def test_a_source_folder_env_and_a_git_env_build_and_keep_their_own_sources(tmp_path):
+    require_e2e("builds two envs from sources")
+    checkout = source_checkout(tmp_path / "src")
+    config_path = tmp_path / "matrix.toml"
+    config_path.write_text(
+        f"""
+[envs.folder]
+transformers = "path:src/{checkout.name}"
+torch = "{TORCH}"
+
+[envs.branch]
+transformers = "git+{checkout.as_uri()}@fix"
+torch = "{TORCH}"
+
+[models.codebert-tiny]
+fixture = "codebert-tiny"
+task = "embedding"
+""",
+        encoding="utf-8",
+    )
+    config = load(config_path)
+    run_dir, cache = tmp_path / "results" / "runs" / "r1", tmp_path / "cache"
+    labels = {}
+    for env, kind in (("folder", "path"), ("branch", "vcs")):
+        assert probe_env(config, env, venv(tmp_path / "venvs" / env), run_dir, cache) is None
+        facts = json.loads((run_dir / env / "_env.json").read_text())
+        labels[env] = facts["packages"]["transformers"]
+        assert labels[env].startswith(f"4.41.2+{kind}.") and facts["build"]["sources"] == "kept", facts["build"]
+        cell = json.loads((run_dir / env / "codebert-tiny.json").read_text())
+        assert cell["status"] == "pass", cell["reason"]
+        kept = release_source(labels[env], cache)
+        assert kept is not None
+        assert (kept / "modeling_utils.py").read_bytes() == (
+            checkout / "src" / "transformers" / "modeling_utils.py"
+        ).read_bytes()
+    assert labels["folder"].split(".")[-1] == labels["branch"].split(".")[-1]  # the same files: the same digest
