@@ -1,6 +1,7 @@
 """Real envs pointed past the release line: one on the pre-release 5.0.0rc0 from the index,
 one on a local wheel file of transformers (downloaded once with `pip download`) plus a
-service's requirements file; a real tiny model loaded with from_pretrained in each.
+service's requirements file, one on a source folder and one on a git URL (a local repository:
+this machine reaches no git host); a real tiny model loaded with from_pretrained in each.
 """
 
 from __future__ import annotations
