@@ -315,3 +315,23 @@ def test_the_release_search_line_leaves_out_pre_release_and_build_envs():
     matrix = Matrix("r", envs, [], [], {}, [])
     releases = [Version(v) for v in ("4.40.2", "4.41.2", "4.42.0", "5.0.0")]
     assert search_line(matrix, releases) == ["4.40.2", "4.41.2", "4.42.0"]
+
+
+def test_symbol_history_of_a_break_in_a_build_reads_the_builds_own_sources(tmp_path):
+    from matrix.diagnosis.failure import read_failure
+    from matrix.diagnosis.symbols.history import symbol_history
+    from matrix.diagnosis.symbols.sources import SourceShelf
+    from tests.helpers import fake_release
+
+    cache = tmp_path / "cache"
+    fake_release(cache, "4.41.2", {"cache_utils.py": "class Cache:\n    def get_max_length(self):\n        return 1\n"})
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "transformers"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("")
+    (site / "cache_utils.py").write_text("class Cache:\n    def get_max_cache_shape(self):\n        return 1\n")
+    env = EnvSpec("fix", "path:fix.whl", transformers_path=str(tmp_path / "fix.whl"))
+    label = builds.keep_build(env, tmp_path / "venv" / "bin" / "python", "4.41.2", cache)["label"]
+    failure = read_failure({"type": "AttributeError", "message": "'Cache' object has no attribute 'get_max_length'"})
+    found = symbol_history(failure, "4.41.2", label, SourceShelf(cache), ["4.41.2", label])
+    assert found is not None and found.id == "removed: Cache.get_max_length"
+    assert (found.last_good, found.introduced_in) == ("4.41.2", label)
