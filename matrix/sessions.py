@@ -175,6 +175,11 @@ def jobs() -> int:
     return int(given) if given else default_jobs(len(visible_gpus()))
 
 
+# The probe sessions side by side too: a plain `nox -s matrix` builds and probes envs up to
+# `jobs()` at once (each session has its own venv, env folder and GPU; `-j N` still decides).
+nox.options.parallel = jobs()
+
+
 def search_releases(session: nox.Session) -> None:
     """`[settings] search_releases = true`: the newest release that runs every model, confirmed by a probe of each.
 
