@@ -167,6 +167,37 @@ FIXTURES: dict[str, Fixture] = {
         seed=145,
         probe={"chat": "method"},
     ),
+    "cache-object": Fixture(
+        folder="cache-object",
+        model_type="quill",
+        config_class="configuration_quill.QuillConfig",
+        model_class="modeling_quill.QuillForCausalLM",
+        seed=151,
+    ),
+    "config-value": Fixture(
+        folder="config-value",
+        model_type="sable",
+        config_class="configuration_sable.SableConfig",
+        model_class="modeling_sable.SableForCausalLM",
+        seed=157,
+        config={"rope_scaling": None},
+    ),
+    "buffer-uninit": Fixture(
+        folder="buffer-uninit",
+        model_type="tundra",
+        config_class="configuration_tundra.TundraConfig",
+        model_class="modeling_tundra.TundraForCausalLM",
+        seed=163,
+        # A 64 MiB ALiBi buffer (4 heads x 2048 x 2048 float32): fresh pages, like silent-nan's mask.
+        config={"max_position_embeddings": 2048},
+    ),
+    "custom-load": Fixture(
+        folder="custom-load",
+        model_type="willow",
+        config_class="configuration_willow.WillowConfig",
+        model_class="modeling_willow.WillowForCausalLM",
+        seed=171,
+    ),
 }
 NAMES: tuple[str, ...] = tuple(FIXTURES)
 
