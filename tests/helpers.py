@@ -90,37 +90,56 @@ _ENVS: dict[tuple[str, str], Path] = {}
 @builds_envs
 def real_env(transformers: str, torch: str = TORCH) -> Path:
     """The interpreter of a real uv env with `transformers` (a spec: `==4.40.2`, `latest`) and
-    torch, built once per session (conftest's `env_factory` hands this out).
+    torch, built once per session (conftest's `env_factory` hands this out) and kept between
+    sessions: uv installs from its cache by hard links in about 2 s, but a fresh env's first
+    `import torch, transformers` compiles bytecode (about 8 s more).
 
-    The envs live under the shared cache (`test-envs/`) and are kept between sessions: uv
-    installs from its cache by hard links in about 2 s, but a fresh env's first
-    `import torch, transformers` compiles bytecode (about 8 s more). `install_env`'s marker
-    clears and rebuilds an env whose requirements changed (`latest` after a new release), and
-    a lock per env lets the sessions of several terminals share them."""
+    A pinned release is the bisect's own env of it (`<cache>/bisect/tf-<version>`, reused while
+    its requirements match), so the tests and the bisect and release search of the `nox -s
+    matrix` runs they start build each release once between them. Other specs (`latest`) live
+    in `<cache>/test-envs/`, where `install_env`'s marker rebuilds one whose requirements
+    changed (`latest` after a new release). A lock per env lets several sessions share them."""
     import fcntl
-
-    from matrix import proc
-    from matrix.config import EnvSpec
-    from matrix.envs.run import install_env
 
     require_e2e("builds an env")
     key = (transformers, torch)
     if key not in _ENVS:
+        locks = CACHE / "test-envs"
+        locks.mkdir(parents=True, exist_ok=True)
         name = "tf-" + transformers.lstrip("=") + "-torch-" + torch.lstrip("=")
-        venv = CACHE / "test-envs" / name
-        venv.parent.mkdir(parents=True, exist_ok=True)
-        interpreter = os.path.realpath(sys.executable)
-        python, stamp = venv / "bin" / "python", venv.parent / f"{name}.python"  # outside: uv venv --clear
-        with open(venv.parent / f"{name}.lock", "w") as lock:
+        with open(locks / f"{name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            if not (python.exists() and stamp.is_file() and stamp.read_text() == interpreter):
-                created = proc.run(["uv", "venv", "--clear", "--quiet", "--python", interpreter, venv])
-                assert created.ok, created.output
-                stamp.write_text(interpreter)
-            installed = install_env(python, EnvSpec(name=name, transformers=transformers, torch=torch))
-            assert installed.ok, installed.output
-        _ENVS[key] = python
+            pinned = transformers.startswith("==") and torch == TORCH
+            _ENVS[key] = _release_env(transformers[2:]) if pinned else _kept_env(locks / name, transformers, torch)
     return _ENVS[key]
+
+
+def _release_env(version: str) -> Path:
+    from matrix.bisect.probe import Prober
+    from matrix.config import EnvSpec, ModelSpec
+
+    spec = EnvSpec(name=f"tf-{version}", transformers=f"=={version}", torch=TORCH)
+    model = ModelSpec(name="tests", source_kind="path", source=".", task="causal-lm")
+    prober = Prober(None, model, spec, CACHE, CACHE)  # type: ignore[arg-type]  # only its env cache is used
+    python, _, problem = prober.ensure_env(spec)
+    assert python is not None, problem
+    return python
+
+
+def _kept_env(venv: Path, transformers: str, torch: str) -> Path:
+    from matrix import proc
+    from matrix.config import EnvSpec
+    from matrix.envs.run import install_env
+
+    interpreter = os.path.realpath(sys.executable)
+    python, stamp = venv / "bin" / "python", venv.with_name(venv.name + ".python")  # outside: uv venv --clear
+    if not (python.exists() and stamp.is_file() and stamp.read_text() == interpreter):
+        created = proc.run(["uv", "venv", "--clear", "--quiet", "--python", interpreter, venv])
+        assert created.ok, created.output
+        stamp.write_text(interpreter)
+    installed = install_env(python, EnvSpec(name=venv.name, transformers=transformers, torch=torch))
+    assert installed.ok, installed.output
+    return python
 
 
 def make_cell(env: str, model: str, status: Status | str, variant: str = "", **extra) -> CellResult:

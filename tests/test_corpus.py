@@ -2,8 +2,8 @@
 
 EXPECTED.toml records what every fixture did in real envs, release by release; diagnosis tests
 rely on it. The quick tests check that the record is whole and consistent with the corpus. The
-end-to-end test builds every fixture and runs all of them in four real releases (envs of
-conftest's env factory, kept in `.cache/test-envs/`), chosen so that every fixture passes in one
+end-to-end test builds every fixture and runs all of them in four real releases (conftest's env
+factory: the shared `.cache/bisect/tf-<version>/` envs the bisect uses), chosen so that every fixture passes in one
 and fails in another, and compares each cell with its recorded row: status, failing phase,
 exception type, the first line of the message, and the reference outputs of passing cells.
 """
