@@ -1,12 +1,14 @@
 """The scheduled CI workflow (.github/workflows/compat-matrix.yml): valid, secure, and its
 `run:` scripts work.
 
-GitHub is not reachable from here, so the workflow is checked in three ways: against
-GitHub's schema (check-jsonschema's vendored copy), by zizmor's offline audits, and by
-executing every job's `run:` scripts literally with bash, on this machine, the way the
-runners would: `list` once, `probe` once per listed session in its own copy of the project
-(two machines), then `merge` on the downloaded shards. The `uses:` steps (checkout,
-setup-python, artifacts) are emulated with file copies; the push is not run.
+GitHub is not reachable from here, so the workflow is checked in four ways: against
+GitHub's schema (check-jsonschema's vendored copy), by zizmor's offline audits, by
+actionlint, and by executing every job's `run:` scripts literally with bash, on this
+machine, the way the runners would: `list` once, `probe` once per listed session in its own
+copy of the project (two machines), then `merge` on the downloaded shards, three weeks in a
+row, each in a fresh clone of a bare repository that stands in for the one on GitHub: the
+report goes to its gh-pages branch (pushed for real), the history comes back from there.
+The `uses:` steps (checkout, setup-python, artifacts, caches) are emulated with file copies.
 """
 
 from __future__ import annotations
@@ -100,6 +102,34 @@ def test_zizmor_finds_nothing_of_medium_or_high_severity(tmp_path):
     assert any(f["ident"] == "template-injection" and f["determinations"]["severity"] == "High" for f in injected)
 
 
+def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool("actionlint"), str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_actionlint_finds_nothing(tmp_path):
+    done = actionlint(WORKFLOW)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Control: a job that needs a job that does not exist is reported.
+    text = WORKFLOW.read_text(encoding="utf-8").replace("needs: [list, probe]", "needs: [list, probes]")
+    (tmp_path / "broken.yml").write_text(text, encoding="utf-8")
+    broken = actionlint(tmp_path / "broken.yml")
+    assert broken.returncode == 1 and '"probes"' in broken.stdout, broken.stdout
+
+
+STARTER = ROOT / "matrix" / "starter" / ".github" / "workflows" / "transformers-matrix.yml"
+
+
+def test_the_starter_workflow_init_writes_passes_the_same_checks():
+    """The weekly workflow `transformers-matrix init` writes into a team's repository."""
+    done = check_schema(STARTER)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not [describe(f) for f in zizmor_findings(STARTER) if f["determinations"]["severity"] in ("Medium", "High")]
+    linted = actionlint(STARTER)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    uses = [line for line in STARTER.read_text(encoding="utf-8").splitlines() if re.match(r"^\s*-?\s*uses:", line)]
+    assert len(uses) == 3 and all(FULL_SHA_PIN.match(line) for line in uses), uses
+
+
 def test_actions_are_pinned_to_full_commit_shas_with_their_release():
     lines = [line for line in WORKFLOW.read_text(encoding="utf-8").splitlines() if re.match(r"^\s*-?\s*uses:", line)]
     assert len(lines) >= 4
@@ -132,19 +162,38 @@ class Runner:
         self.job, self.workdir, self.context, self.emulate = job, workdir, context, emulate
         self.context["steps"] = {}
         self.summaries: list[str] = []
+        self.stdout: list[str] = []
         self.outcomes: list[tuple[str, str]] = []
+        # The workflow's and the job's `env:`, under every step's own.
+        self.env = {key: self.resolve(value) for key, value in (workflow.get("env") or {}).items()}
+        self.env.update({key: self.resolve(value) for key, value in (self.spec.get("env") or {}).items()})
 
     def resolve(self, text: str) -> str:
         return EXPRESSION.sub(lambda match: self.lookup(match.group(1)), str(text))
 
     def lookup(self, expression: str) -> str:
-        if expression.startswith("secrets."):
+        """A context path (`github.run_id`), or `a || 'literal'`: the first that is set."""
+        if "||" in expression:
+            for part in (part.strip() for part in expression.split("||")):
+                if part.startswith("'") and part.endswith("'"):
+                    return part[1:-1]
+                found = self.find(part)
+                if found:
+                    return str(found)
+            return ""
+        found = self.find(expression)
+        assert found is not None, f"{self.job}: no value for ${{{{ {expression} }}}}"
+        return str(found)
+
+    def find(self, path: str) -> Any:
+        if path.startswith("secrets."):
             return ""  # a secret this repository has not set reads as empty, as on GitHub
         value: Any = self.context
-        for part in expression.split("."):
-            assert isinstance(value, dict) and part in value, f"{self.job}: no value for ${{{{ {expression} }}}}"
+        for part in path.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return None
             value = value[part]
-        return str(value)
+        return value
 
     def run(self, skip=lambda step: False) -> dict[str, str]:
         """Run every step; return the job's outputs."""
@@ -168,7 +217,7 @@ class Runner:
         summary.write_text("")
         script = files / "script.sh"
         script.write_text(step["run"])
-        env = self.base_env()
+        env = {**self.base_env(), **self.env}
         env.update({key: self.resolve(value) for key, value in (step.get("env") or {}).items()})
         env.update(GITHUB_OUTPUT=str(output), GITHUB_STEP_SUMMARY=str(summary))
         assert self.shell == "bash"  # GitHub runs `shell: bash` as: bash --noprofile --norc -eo pipefail {0}
@@ -185,6 +234,7 @@ class Runner:
         if "id" in step:
             self.context["steps"][step["id"]] = {"outputs": parse_outputs(output.read_text())}
         self.summaries.append(summary.read_text())
+        self.stdout.append(done.stdout)
         return done.returncode == 0
 
     @staticmethod
@@ -244,8 +294,17 @@ class Artifacts:
         options = {key: runner.resolve(value) for key, value in (step.get("with") or {}).items()}
         if action == "actions/upload-artifact":
             source = runner.workdir / options["path"]
-            if source.is_dir():
-                shutil.copytree(source, self.store / options["name"])
+            if any(char in options["path"] for char in "*?["):
+                # Files matched by a pattern are stored below their least common ancestor.
+                found = sorted(path for path in runner.workdir.glob(options["path"]) if path.is_file())
+                if found:
+                    root = Path(os.path.commonpath([path.parent for path in found]))
+                    for path in found:
+                        target = self.store / options["name"] / path.relative_to(root)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(path, target)
+            elif source.is_dir():
+                shutil.copytree(source, self.store / options["name"], dirs_exist_ok=True)
         elif action == "actions/download-artifact":
             for artifact in sorted(self.store.iterdir()):
                 if fnmatch.fnmatch(artifact.name, options["pattern"]):
@@ -295,52 +354,77 @@ def test_jobs_list_probe_on_two_machines_and_merge(tmp_path):
     names = sorted(path.name for path in artifacts.store.iterdir())
     assert names == ["shard-probe_env__tf-4.40__", "shard-probe_env__tf-4.50__"]
 
-    merger = copy_project(tmp_path / "merge-machine", repository=True)
-    context: dict[str, Any] = {"github": github, "needs": {"list": {"outputs": listed}}}
+    # The repository on GitHub: its working branch as pushed, and (after the first run) the
+    # pages branch the merge job publishes to. Each merge job is a fresh runner: a new clone.
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    seed = copy_project(tmp_path / "seed", repository=True)
+    git(seed, "push", "-q", str(origin), "HEAD:refs/heads/main")
+    context: dict[str, Any] = {
+        "github": {**github, "token": "not-a-real-token"},
+        "needs": {"list": {"outputs": listed}},
+    }
+    logs_url = "https://github.com/example/transformers-matrix/actions/runs/4242"
 
-    def merge(fail_on_regression: str) -> Runner:
-        git(merger, "clean", "-fdxq")  # a fresh runner: the branch as pushed, nothing else
+    def merge(number: int, fail_on_regression: str) -> tuple[Runner, Path]:
+        merger = tmp_path / f"merge-machine-{number}"
+        git(tmp_path, "clone", "-q", "--branch", "main", str(origin), str(merger))
         context["inputs"] = {"fail_on_regression": fail_on_regression}
         runner = Runner(workflow, "merge", merger, context, emulate=artifacts)
-        runner.run(skip=lambda step: re.search(r"\bgit\b.* push ", step.get("run", "")))  # nothing leaves here
-        return runner
+        runner.run()
+        return runner, merger
+
+    def pages(*args: str) -> str:
+        return git(origin, *args)
 
     # First publication, with --fail-on-regression: nothing to compare with, so it passes.
-    first = merge("true")
-    assert [outcome for _, outcome in first.outcomes] == ["success"] * 8 + ["skipped"], first.outcomes
+    first, merger = merge(1, "true")
+    assert [outcome for _, outcome in first.outcomes] == ["success"] * 11, first.outcomes
+    assert "this is the first publication" in "".join(first.stdout)
     data = json.loads((merger / "results" / "matrix.json").read_text())
     cells = {(cell["env"], cell["model"]): cell["status"] for cell in data["cells"]}
     assert cells == {("tf-4.40", "qwen2-tiny"): "pass", ("tf-4.50", "qwen2-tiny"): "pass"}
     table = (merger / "results" / "COMPATIBILITY.md").read_text()
     assert "qwen2-tiny" in table and "tf-4.40" in table and "tf-4.50" in table
-    assert table in first.summaries
-    committed = git(merger, "show", "--name-only", "--format=%s", "HEAD").split()
-    assert committed[:3] == ["Compatibility", "matrix", "from"]
-    assert set(committed[4:]) == {
-        "results/COMPATIBILITY.md",
-        "results/matrix.json",
-        "results/index.html",
-        "results/history.jsonl",
-        "results/pins/tf-4.50.txt",
-        "results/badge.svg",
-        "results/badge.json",
-        "results/release-line.svg",
-    }, "the newest env that runs every model is pinned; the run folder and shards stay out of git"
+    assert table in first.summaries, "the job summary is the published report, headline first"
+    assert logs_url in (merger / "results" / "index.html").read_text(), "the page links the logs artifact"
+    logs = sorted(
+        str(path.relative_to(artifacts.store / "cell-logs")) for path in artifacts.store.rglob("cell-logs/**/*.log")
+    )
+    assert logs == ["tf-4.40/qwen2-tiny.log", "tf-4.50/qwen2-tiny.log"], "named as the cells' log fields"
+    # Published to the pages branch, not the working branch; the run folders stay out.
+    assert pages("log", "--format=%s", "main").splitlines() == ["before the first scheduled run"]
+    assert pages("log", "--format=%s", "gh-pages").splitlines() == [f"Compatibility matrix from {logs_url}"]
+    published = set(pages("ls-tree", "-r", "--name-only", "gh-pages").split())
+    assert {".nojekyll", "COMPATIBILITY.md", "matrix.json", "index.html", "history.jsonl", "badge.svg"} <= published
+    assert not [name for name in published if name.startswith("runs/")], published
+    assert any(name.startswith("pins/") for name in published), "the pin file of the answer"
+    for name in published:
+        text = pages("show", f"gh-pages:{name}")
+        assert str(tmp_path) not in text and str(ROOT) not in text, f"{name} names a local folder"
 
-    # A later run where tf-4.50 crashes, without the flag (a scheduled run): reported, not failed.
+    # A later run where tf-4.50 crashes, without the flag (a scheduled run): reported and
+    # annotated, not failed; the history came back from the pages branch.
     crash_cell(artifacts.store, "tf-4.50", "qwen2-tiny")
-    second = merge("")
-    assert all(outcome == "success" for _, outcome in second.outcomes[:-1]), second.outcomes
+    second, merger = merge(2, "")
+    assert all(outcome == "success" for _, outcome in second.outcomes), second.outcomes
+    where = f"- log: `tf-4.50/qwen2-tiny.log` in the artifact `cell-logs` of {logs_url}"
+    assert where in (merger / "results" / "COMPATIBILITY.md").read_text().splitlines(), "the failing cell's log"
+    assert "restored the publication of" in "".join(second.stdout)
     assert "new failure: tf-4.50/qwen2-tiny" in "".join(second.summaries)
+    annotation = "::error title=New failure since the last published run::tf-4.50/qwen2-tiny"
+    assert any(line.startswith(annotation) for line in "".join(second.stdout).splitlines()), second.stdout
 
     # Then tf-4.40 crashes too, with --fail-on-regression: the step fails after publishing,
-    # and the summary and the commit still happen.
+    # and the summary and the publication still happen.
     crash_cell(artifacts.store, "tf-4.40", "qwen2-tiny")
-    third = merge("true")
+    third, _ = merge(3, "true")
     outcomes = dict(third.outcomes)
     assert outcomes["Merge the shards, bisect, search the release line and publish results/"] == "failure"
-    assert outcomes["Job summary"] == outcomes["Commit the published files"] == "success"
+    assert outcomes["Job summary, and an annotation for each cell that newly fails"] == "success"
+    assert outcomes["Commit the publication to the pages branch"] == outcomes["Push the pages branch"] == "success"
     assert "new failure: tf-4.40/qwen2-tiny" in "".join(third.summaries)
-    history = (merger / "results" / "history.jsonl").read_text().splitlines()
-    assert len(history) == 3 and git(merger, "status", "--porcelain", "--", "results") == ""
-    assert len(git(merger, "log", "--format=%H").split()) == 4
+    history = pages("show", "gh-pages:history.jsonl").splitlines()
+    assert len(history) == 3
+    assert len(pages("log", "--format=%H", "gh-pages").split()) == 3
+    assert len(pages("log", "--format=%H", "main").split()) == 1
