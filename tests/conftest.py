@@ -150,6 +150,16 @@ def env_factory() -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
+def nox_envdir(tmp_path_factory) -> Path:
+    """One `--envdir` for the session's `nox -s matrix` runs: nox reuses a probe venv
+    (`reuse_venv`) and `install_env` keeps it while its requirements match (else clears and
+    reinstalls it), so an env two configs spell alike is built, and its bytecode compiled,
+    once per session instead of once per test. Tests run one at a time, so no two nox runs
+    share it at once; a test that kills nox (test_resume) keeps a folder of its own."""
+    return tmp_path_factory.mktemp("nox-envs")
+
+
+@pytest.fixture(scope="session")
 def tf440_python(env_factory) -> Path:
     """A real env with transformers 4.40.2 and torch 2.13 (huggingface_hub 0.x)."""
     return env_factory("==4.40.2")

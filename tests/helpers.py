@@ -210,14 +210,16 @@ def run_nox(envdir: Path, *args: str, env: dict[str, str], timeout: float = 1500
     return subprocess.run(nox_command(envdir, *args), env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def run_matrix(tmp_path: Path, config: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
-    """`nox -s matrix` on `config`, results and nox's venvs under tmp_path; (output, matrix.json)."""
+def run_matrix(
+    tmp_path: Path, config: Path, envdir: Path | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """`nox -s matrix` on `config`, results under tmp_path, nox's venvs in `envdir` (conftest's
+    session-wide `nox_envdir`, else tmp_path/nox); returns (output, matrix.json)."""
     import json
 
     results = tmp_path / "results"
-    done = run_nox(
-        tmp_path / "nox", "-s", "matrix", env=nox_env(MATRIX_CONFIG=str(config), MATRIX_RESULTS=str(results))
-    )
+    env = nox_env(MATRIX_CONFIG=str(config), MATRIX_RESULTS=str(results))
+    done = run_nox(envdir or tmp_path / "nox", "-s", "matrix", env=env)
     matrix_file = results / "matrix.json"
     assert matrix_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     return done, json.loads(matrix_file.read_text())

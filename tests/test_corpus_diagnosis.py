@@ -31,11 +31,11 @@ def config_text(models: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def diagnosed(corpus_models, tmp_path_factory):  # noqa: F811
+def diagnosed(corpus_models, tmp_path_factory, nox_envdir):  # noqa: F811
     folder = tmp_path_factory.mktemp("corpus-matrix")
     config = folder / "matrix.toml"
     config.write_text(config_text(corpus_models), encoding="utf-8")
-    done, data = run_matrix(folder, config)
+    done, data = run_matrix(folder, config, nox_envdir)
     assert done.returncode == 0, done.stderr[-3000:]
     return done, data, cells_of(data)
 

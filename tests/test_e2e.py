@@ -44,11 +44,11 @@ shims = ["pad-padding-side+extract-past"]
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
+def small_run(tmp_path_factory, nox_envdir):
     tmp = tmp_path_factory.mktemp("small")
     config = tmp / "small.toml"
     config.write_text(SMALL)
-    return run_matrix(tmp, config)
+    return run_matrix(tmp, config, nox_envdir)
 
 
 def test_small_matrix_exits_zero_and_prints_table_and_recommendation(small_run):
@@ -97,8 +97,8 @@ def test_small_matrix_records_envs_and_outputs(small_run):
     assert data["recommendation"]["kind"] == "single" and data["recommendation"]["envs"] == ["tf-4.40"]
 
 
-def test_default_matrix_reproduces_the_measured_outcome(tmp_path):
-    done, data = run_matrix(tmp_path, ROOT / "matrix.toml")
+def test_default_matrix_reproduces_the_measured_outcome(tmp_path, nox_envdir):
+    done, data = run_matrix(tmp_path, ROOT / "matrix.toml", nox_envdir)
     assert done.returncode == 0, done.stderr[-3000:]
     cells = cells_of(data)
     for model in ("codebert-tiny", "qwen2-tiny", "minilm"):

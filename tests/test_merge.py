@@ -255,7 +255,7 @@ def test_a_run_missing_a_whole_env_still_renders(tmp_path, capsys):
 
 
 @pytest.mark.e2e
-def test_two_real_probe_shards_merge_as_the_workflow_does(tmp_path):
+def test_two_real_probe_shards_merge_as_the_workflow_does(tmp_path, nox_envdir):
     """Two probe sessions, each into its own artifact folder under one run id, then the merge job."""
     from tests.test_parallel import nox, statuses
 
@@ -263,13 +263,14 @@ def test_two_real_probe_shards_merge_as_the_workflow_does(tmp_path):
     config.write_text(TWO_ENVS_ONE_MODEL)
     for env in ("tf-4.40", "tf-4.50"):
         shard = tmp_path / "shards" / f"probe-{env}"
+        run_id = "20261125T120000Z-ci00"
         done, _ = nox(
-            tmp_path, config, "-s", f"probe(env='{env}')", results=shard, MATRIX_RUN_ID="20261125T120000Z-ci00"
+            tmp_path, config, "-s", f"probe(env='{env}')", results=shard, envdir=nox_envdir, MATRIX_RUN_ID=run_id
         )
         assert done.returncode == 0, done.stdout[-3000:]
     results = tmp_path / "results"
     merge_args = ["-s", "report", "--", "--merge", str(tmp_path / "shards"), "--fail-on-regression"]
-    done, _ = nox(tmp_path, config, *merge_args, results=results)
+    done, _ = nox(tmp_path, config, *merge_args, results=results, envdir=nox_envdir)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert statuses(results) == {("tf-4.40", "qwen2-tiny", ""): "pass", ("tf-4.50", "qwen2-tiny", ""): "pass"}
     run = merged_run(results)

@@ -4,6 +4,7 @@ sequential run."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -130,8 +131,9 @@ def test_fixtures_built_side_by_side_land_once(tf440_python, tmp_path):
     assert len(built) == 2 and all(not name.startswith(".") for name in built), built
 
 
-def nox(tmp: Path, config: Path, *args: str, results: Path | None = None, **env_extra: str):
-    """`nox -f noxfile.py ARGS` with this test's config, results and nox envdir (full environment)."""
+def nox(tmp: Path, config: Path, *args: str, results: Path | None = None, envdir: Path | None = None, **env_extra: str):
+    """`nox -f noxfile.py ARGS` with this test's config and results, nox's venvs in `envdir`
+    (conftest's session-wide `nox_envdir`, else tmp/nox), in the full environment."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("MATRIX_", "CUDA_"))}
     env.update(
         MATRIX_CONFIG=str(config),
@@ -140,7 +142,7 @@ def nox(tmp: Path, config: Path, *args: str, results: Path | None = None, **env_
         **env_extra,
     )
     started = time.perf_counter()
-    done = run_nox(tmp / "nox", *args, env=env)
+    done = run_nox(envdir or tmp / "nox", *args, env=env)
     return done, time.perf_counter() - started
 
 
@@ -150,14 +152,13 @@ def statuses(results: Path) -> dict[tuple[str, str, str], str]:
 
 
 @pytest.mark.e2e
-def test_parallel_matrix_matches_a_sequential_run(tmp_path):
+def test_parallel_matrix_matches_a_sequential_run(tmp_path, nox_envdir):
     config = tmp_path / "small.toml"
     config.write_text(TWO_ENVS_ONE_MODEL)
-    sequential, sequential_s = nox(tmp_path, config, "-s", "matrix", results=tmp_path / "sequential")
+    run = functools.partial(nox, tmp_path, config, envdir=nox_envdir)
+    sequential, sequential_s = run("-s", "matrix", results=tmp_path / "sequential")
     assert sequential.returncode == 0, sequential.stdout[-3000:]
-    parallel, parallel_s = nox(
-        tmp_path, config, "-j", "2", "-s", "matrix", results=tmp_path / "parallel", CUDA_VISIBLE_DEVICES="5,7"
-    )
+    parallel, parallel_s = run("-j", "2", "-s", "matrix", results=tmp_path / "parallel", CUDA_VISIBLE_DEVICES="5,7")
     out = parallel.stdout + parallel.stderr
     assert parallel.returncode == 0, out[-3000:]
     expected = {("tf-4.40", "qwen2-tiny", ""): "pass", ("tf-4.50", "qwen2-tiny", ""): "pass"}
@@ -170,7 +171,7 @@ def test_parallel_matrix_matches_a_sequential_run(tmp_path):
     print(f"sequential {sequential_s:.1f} s, -j 2 {parallel_s:.1f} s (envdir warm for the second)")
 
     cells = {path: path.stat().st_mtime_ns for path in runs[0].glob("*/[!._]*.json")}
-    resumed, _ = nox(tmp_path, config, "-j", "2", "-s", "matrix", "--", "--resume", results=tmp_path / "parallel")
+    resumed, _ = run("-j", "2", "-s", "matrix", "--", "--resume", results=tmp_path / "parallel")
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert list((tmp_path / "parallel" / "runs").iterdir()) == runs, "every child resumed the newest run"
     assert {path: path.stat().st_mtime_ns for path in cells} == cells, "no finished cell was redone"
