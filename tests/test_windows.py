@@ -180,10 +180,12 @@ def test_the_sources_name_the_releases_where_what_the_model_uses_changed(tmp_pat
         "    def _update_model_kwargs_for_generation(self, outputs, kwargs):\n"
         "        return self._extract_past_from_model_output(outputs, standardize_cache_format=True)\n"
         "    def _own(self):\n        return self._own_helper()\n"
-        "    def _own_helper(self):\n        return 1\n"
+        "    def _own_helper(self):\n        return self.config.use_cache and self.config.hidden\n"
+        "class XConfig:\n    def __init__(self):\n        self.hidden = 4\n"
     )
     assert uses_in([code]) == [
         Use("call", "", "_extract_past_from_model_output"),
+        Use("config", "", "use_cache"),  # read, and no config class of the model sets it (`hidden` is set)
         Use("import", "transformers.modeling_utils", "PreTrainedModel"),
         Use("override", "", "_own"),
         Use("override", "", "_own_helper"),

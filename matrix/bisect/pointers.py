@@ -2,13 +2,15 @@
 
 Old remote code breaks where transformers removes, renames or changes what it leans on: a
 name it imports, a private method it calls on `self` (`_extract_past_from_model_output`),
-a private method it overrides and transformers calls (`_pad`). So before probing, the
-model's own `.py` files are read with `ast` for those uses, and each use's state is read
-from the releases' sources with the symbol index (`matrix.diagnosis.symbols`, read only):
-an import is there or not; a method has its parameters and, for a private method the model
-calls, its body (a change of what it returns is a change of contract). The releases where
-the combined state changes are candidate edges: the window search probes both sides of
-each before halving (`matrix.first_bad`, which gets them as data and imports nothing of this).
+a private method it overrides and transformers calls (`_pad`), a config attribute it reads
+that its own config class does not set while `PretrainedConfig` did (`use_cache`, gone
+from its defaults in 5.0). So before probing, the model's own `.py` files are read with
+`ast` for those uses, and each use's state is read from the releases' sources with the
+symbol index (`matrix.diagnosis.symbols`, read only): an import is there or not; a method
+has its parameters and, for a private method the model calls, its body (a change of what
+it returns is a change of contract). The releases where the combined state changes are
+candidate edges: the window search probes both sides of each before halving
+(`matrix.first_bad`, which gets them as data and imports nothing of this).
 
 Finding the changes is itself a binary search over the line, one per change (a few
 releases' sources, about 1 s each from uv's cache); the edges are kept under
@@ -33,7 +35,8 @@ from matrix.diagnosis.symbols.sources import SourceShelf
 from matrix.first_bad import Edge
 from probes.record import write_json_atomic
 
-POINTERS_SCHEMA = 1
+POINTERS_SCHEMA = 2  # 2: config attributes the model reads
+CONFIG_BASE = ("transformers.configuration_utils", "PretrainedConfig")
 # The transformers classes a model's own classes get their private methods from.
 BASES = (
     ("transformers.modeling_utils", "PreTrainedModel"),
@@ -54,14 +57,19 @@ class Use:
 
 
 def uses_in(files: list[Path]) -> list[Use]:
-    """What the files import from transformers, and the private methods they call on `self` or override."""
+    """What the files import from transformers, the private methods they call on `self` or
+    override, and the config attributes they read that no config class of theirs sets."""
     found: set[Use] = set()
+    trees = []
     for path in files:
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+            trees.append(ast.parse(path.read_text(encoding="utf-8", errors="replace")))
         except (OSError, SyntaxError, ValueError):
             continue
+    config_sets = {name for tree in trees for name in _config_class_sets(tree)}
+    for tree in trees:
         own = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        found.update(Use("config", "", name) for name in _config_reads(tree) - config_sets)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "transformers":
                 found.update(Use("import", str(node.module), alias.name) for alias in node.names if alias.name != "*")
@@ -75,6 +83,32 @@ def uses_in(files: list[Path]) -> list[Use]:
     return sorted(found)
 
 
+def _config_class_sets(tree: ast.Module) -> set[str]:
+    """The attributes the model's own config classes (named *Config) set on `self`."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name.endswith("Config"):
+            for target in ast.walk(node):
+                if not (isinstance(target, ast.Attribute) and isinstance(target.ctx, ast.Store)):
+                    continue
+                if isinstance(target.value, ast.Name) and target.value.id == "self":
+                    found.add(target.attr)
+    return found
+
+
+def _config_reads(tree: ast.Module) -> set[str]:
+    """`config.X` and `self.config.X` read anywhere in the model's code."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            owner = node.value
+            named = isinstance(owner, ast.Name) and owner.id == "config"
+            on_self = isinstance(owner, ast.Attribute) and owner.attr == "config" and isinstance(owner.value, ast.Name)
+            if (named or on_self) and not node.attr.startswith("_"):
+                found.add(node.attr)
+    return found
+
+
 def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
@@ -83,6 +117,9 @@ def state(release: Release, use: Use) -> Hashable:
     """What the release offers for one use (None: it does not have it)."""
     if use.kind == "import":
         return release.exported(use.module, use.name) is not None
+    if use.kind == "config":  # does the base config class still provide it?
+        module, cls = CONFIG_BASE
+        return release.has_module(module) and release.member(module, cls, use.name) is not None
     for module, cls in BASES:
         found = release.member(module, cls, use.name) if release.has_module(module) else None
         if found is None:
