@@ -32,6 +32,7 @@ MAX_FUNCTIONS = 200
 _REMOTE = os.sep + "transformers_modules" + os.sep
 _MISSING = object()  # a config attribute the model's code asked for and did not get
 _NATIVE = os.sep + os.path.join("transformers", "models") + os.sep
+_AUTO = _NATIVE + "auto" + os.sep  # the Auto factories are transformers' code, not a model's
 
 
 def wanted(spec: Dict[str, Any]) -> bool:
@@ -46,6 +47,8 @@ def summary(value: Any, depth: int = 2) -> Any:
     if isinstance(value, (int, float)):
         return value if isinstance(value, int) or value == value else "nan"
     if isinstance(value, str):
+        if os.path.isabs(value) or value.startswith("~"):  # a local path: its last part only
+            return {"type": "path", "name": os.path.basename(value.rstrip("/\\"))}
         return value if len(value) <= 64 else {"type": "str", "len": len(value)}
     name = type(value).__name__
     if hasattr(value, "shape") and hasattr(value, "dtype"):
@@ -123,8 +126,8 @@ class Recorder:
         if known is None:
             if self.model_dir is not None:
                 known = os.path.dirname(filename) == self.model_dir
-            else:
-                known = _REMOTE in filename or _NATIVE in filename
+            else:  # before the load names the model's class: remote code, or a native model's file
+                known = _REMOTE in filename or (_NATIVE in filename and _AUTO not in filename)
             self._is_model_file[filename] = known
         return known
 

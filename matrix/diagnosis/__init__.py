@@ -6,7 +6,11 @@ A failing cell is explained by the first layer that can, and the explanation say
 2. `verdicts`: a package the model needs and the env lacks; non-finite outputs;
 3. `symbols`: the failure names a transformers symbol (attribute, import, module,
    keyword): the releases' own sources say where it lived, when it went, where it moved;
-4. `frames`: the failure is inside the model's own code: its frame, the transformers
+4. `differential`: where the bisect re-ran the two releases of an exact window with the
+   recorder on, what the model's code was handed, read and loaded in each (the first
+   change that reaches the failing line, or the changed output); it speaks before the
+   traceback and the bare non-finite verdict, which say where, not what changed;
+5. `frames`: the failure is inside the model's own code: its frame, the transformers
    frame that called it, and how that transformers function changed.
 
 Whatever layer explains a cell, its fixes are then filtered and led by the matrix's own
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from matrix.diagnosis import evidence, failure, verdicts
+from matrix.diagnosis import differential, evidence, failure, verdicts
 from matrix.diagnosis.finding import Diagnosis
 from matrix.diagnosis.table import from_table
 from matrix.known_breaks import KnownBreak, load_known_breaks
@@ -65,6 +69,9 @@ def diagnose(
             continue
         found = evidence.bounds(cell, matrix, (bisects or {}).get(cell.model))
         explained = explain(cell, matrix, table, found, shelf, sources.releases if sources else ())
+        window = _window_starting(found, (bisects or {}).get(cell.model), cell.variant)
+        if window is not None and (explained is None or explained.source in _SAY_WHERE):
+            explained = differential.from_window(window, cell.error) or explained
         if explained is None:
             continue
         if found is not None:
@@ -98,10 +105,13 @@ def _diagnose_windows(
                 last_good = window["to"]
                 continue
             error = window.get("error") or {}
-            if not error.get("type"):
-                continue
             before = windows[index - 1]["to"] if index else None
             exact = bool(window.get("exact_from")) and before is not None
+            if not error.get("type"):  # outputs that changed: only the recorded releases can say why
+                changed = differential.from_window(window, None)
+                if changed is not None:
+                    window["diagnosis"] = changed.to_dict()
+                continue
             found = evidence.Bounds(window["from"], before, last_good, exact, "bisect")
             cell = CellResult(
                 env=f"tf-{window['from']}",  # the bisect's own name for a release's env
@@ -113,12 +123,31 @@ def _diagnose_windows(
                 error={key: error.get(key, "") for key in ("type", "message", "traceback")},
             )
             explained = explain(cell, matrix, table, found, shelf, releases)
+            if explained is None or explained.source in _SAY_WHERE:
+                explained = differential.from_window(window, cell.error) or explained
             if explained is None:
                 continue
             if exact or not explained.introduced_in:
                 explained.introduced_in, explained.exact = found.first_bad, exact
             explained.last_good = explained.last_good or last_good
             window["diagnosis"] = explained.to_dict()
+
+
+# Layers that say where a failure is, not what changed: differential evidence, when the
+# bisect recorded it for the window, speaks before them.
+_SAY_WHERE = ("traceback", "non-finite")
+
+
+def _window_starting(
+    found: evidence.Bounds | None, report: dict[str, Any] | None, variant: str
+) -> dict[str, Any] | None:
+    """The bisect window that begins at `found.first_bad` and carries recorder records."""
+    if found is None or found.source != "bisect" or not report:
+        return None
+    for window in evidence.variant_windows(report).get(variant, []):
+        if window.get("from") == found.first_bad and window.get("recorded"):
+            return window
+    return None
 
 
 def explain(

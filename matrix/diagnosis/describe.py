@@ -159,7 +159,7 @@ def _tensor_kind(tensor: dict[str, Any]) -> str:
 
 
 def _tensor_state(tensor: dict[str, Any]) -> str:
-    words = [f"checksum {tensor.get('checksum')}"]
+    words = [f"checksum {tensor['checksum']}"] if tensor.get("checksum") else []
     for flag, yes, no in (
         ("matches_init", "= __init__", "!= __init__"),
         ("matches_checkpoint", "= checkpoint", "!= checkpoint"),

@@ -59,9 +59,17 @@ def diagnose(
     if chosen is None:
         return None
     evidence = [describe.evidence_line(chosen, last_good, first_bad)]
+    if chosen["kind"] == "tensor":
+        alike = [c["name"] for c in changes if c["kind"] == "tensor" and c["flag"] == chosen["flag"]]
+        total = len((bad.get("state") or {}).get("tensors") or {})
+        if len(alike) > 1:
+            evidence.append(f"{len(alike)} of {total} loaded tensors the same way: {', '.join(alike[:8])}")
     if line is not None:
         evidence.append(f"failing line: {line['file']}:{line['line']} in {line['function']}: {line['text']}")
-    others = [change for change in changes if change is not chosen][:4]
+    others = [
+        c for c in changes if c is not chosen and not (c["kind"] == "tensor" and c.get("flag") == chosen.get("flag"))
+    ]
+    others = others[:4]
     evidence += [f"also changed: {describe.evidence_line(change, last_good, first_bad)}" for change in others]
     return Diagnosis(
         source="differential",
@@ -179,18 +187,27 @@ def _choose(
 def _model_frames(traceback: str, record: dict[str, Any]) -> list[dict[str, str]]:
     """The traceback's frames in the model's own files (outermost first): file base name,
     line, function (its qualified name where the record knows it) and source text."""
-    files = {call["file"] for call in record.get("calls") or []}
-    qualified: dict[tuple[str, str], str] = {}
-    for call in record.get("calls") or []:
-        qualified.setdefault((call["file"], call["function"].rsplit(".", 1)[-1]), call["function"])
+    calls = record.get("calls") or []
+    files = {call["file"] for call in calls}
     frames: list[dict[str, str]] = []
     for match in _FRAME.finditer(traceback or ""):
         file = match["file"].replace("\\", "/").rsplit("/", 1)[-1]
         if file in files:
-            function = qualified.get((file, match["function"]), match["function"])
+            function = _qualified(calls, file, str(match["function"]), int(match["line"]))
             text = str(match["text"]).strip()
             frames.append({"file": file, "line": str(match["line"]), "function": function, "text": text})
     return frames
+
+
+def _qualified(calls: list[dict[str, Any]], file: str, name: str, line: int) -> str:
+    """The qualified name of the recorded function `name` of `file` whose body holds `line`
+    (the one that starts last before it: methods of different classes share names)."""
+    starts = [
+        (call.get("line") or 0, call["function"])
+        for call in calls
+        if call["file"] == file and call["function"].rsplit(".", 1)[-1] == name and (call.get("line") or 0) <= line
+    ]
+    return max(starts)[1] if starts else name
 
 
 def _same(a: Any, b: Any) -> bool:
