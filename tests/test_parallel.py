@@ -12,6 +12,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.version import Version
@@ -200,7 +201,7 @@ task = "causal-lm"
 def slow_envs(monkeypatch):
     """Env building and the runner replaced: each runner sleeps, writes real cell files as the
     runner does, and counts how many run at once; 'one' breaks at 4.42.0, 'two' at 4.44.0."""
-    state = {"now": 0, "most": 0, "runners": 0}
+    state: dict[str, Any] = {"now": 0, "most": 0, "runners": 0, "releases": []}
     lock = threading.Lock()
     breaks = {"one": "4.42.0", "two": "4.44.0"}
 
@@ -212,6 +213,7 @@ def slow_envs(monkeypatch):
             state["now"] += 1
             state["most"] = max(state["most"], state["now"])
             state["runners"] += 1
+            state["releases"].append((spec.name, sorted({p.model.name for p, _ in pairs})))
         time.sleep(0.05)
         version = spec.transformers.removeprefix("==")
         ran = []
@@ -266,6 +268,7 @@ def test_a_parallel_bisect_writes_the_cells_and_facts_of_a_serial_one(tmp_path, 
     serial = _bisect_both(tmp_path / "serial", 1)
     assert slow_envs["most"] == 1
     serial_runners = slow_envs["runners"]
+    assert ("tf-4.42.4", ["one", "two"]) in slow_envs["releases"], "one runner asks both models about a release"
     slow_envs.update(most=0, runners=0)
     parallel = _bisect_both(tmp_path / "parallel", 4)
     assert slow_envs["most"] > 1, "releases were probed side by side"
