@@ -66,20 +66,20 @@ def build_job(tmp_path: Path, tag: str) -> Runner:
     artifacts = Artifacts(tmp_path / f"artifacts-{tag}")
     artifacts.store.mkdir()
     runner = Runner(load_workflow(RELEASE), "build", project, {"github": {"ref_name": tag}}, emulate=artifacts)
-    runner.run(skip=lambda step: "pip install" in step.get("run", ""))
+    runner.run(skip=lambda step: step.get("name") == "Install the build tools")
     return runner
 
 
 @pytest.mark.e2e
 def test_the_build_job_builds_and_checks_a_wheel_and_an_sdist_of_the_tagged_version(tmp_path):
     runner = build_job(tmp_path, f"v{__version__}")
-    assert [outcome for _, outcome in runner.outcomes] == ["success"] * 3 + ["skipped"] + ["success"] * 5
+    assert [outcome for _, outcome in runner.outcomes] == ["success"] * 2 + ["skipped"] + ["success"] * 5
     assert "PASSED" in "".join(runner.stdout), "twine's verdict on each file"
     dist = runner.workdir / "dist"
-    names = sorted(path.name for path in dist.iterdir())
+    names = sorted(path.name for path in dist.iterdir() if path.suffix in (".whl", ".gz"))
     wheel = f"transformers_matrix-{__version__}-py3-none-any.whl"
     assert names == [wheel, f"transformers_matrix-{__version__}.tar.gz"]
-    stored = sorted(path.name for path in (tmp_path / f"artifacts-v{__version__}" / "dist").iterdir())
+    stored = sorted(p.name for p in (tmp_path / f"artifacts-v{__version__}" / "dist").iterdir() if p.suffix in (".whl", ".gz"))
     assert stored == names, "uploaded for the publish job"
     with zipfile.ZipFile(dist / wheel) as opened:
         assert "matrix/schema/matrix.schema.json" in opened.namelist()
