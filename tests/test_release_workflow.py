@@ -79,7 +79,8 @@ def test_the_build_job_builds_and_checks_a_wheel_and_an_sdist_of_the_tagged_vers
     names = sorted(path.name for path in dist.iterdir() if path.suffix in (".whl", ".gz"))
     wheel = f"transformers_matrix-{__version__}-py3-none-any.whl"
     assert names == [wheel, f"transformers_matrix-{__version__}.tar.gz"]
-    stored = sorted(p.name for p in (tmp_path / f"artifacts-v{__version__}" / "dist").iterdir() if p.suffix in (".whl", ".gz"))
+    uploaded = (tmp_path / f"artifacts-v{__version__}" / "dist").iterdir()
+    stored = sorted(path.name for path in uploaded if path.suffix in (".whl", ".gz"))
     assert stored == names, "uploaded for the publish job"
     with zipfile.ZipFile(dist / wheel) as opened:
         assert "matrix/schema/matrix.schema.json" in opened.namelist()
