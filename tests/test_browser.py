@@ -14,7 +14,7 @@ import struct
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, ElementHandle, Page, sync_playwright
 from matrix import history
 from matrix.config import load as load_config
 from matrix.diagnosis import diagnose, load_known_breaks
-from matrix.judge.drift import judge
+from matrix.judge.drift import judge_outputs, with_judgements
 from matrix.recommend import recommend
 from matrix.report.charts import RUNS_SHOWN
 from matrix.report.page import page
@@ -338,17 +338,20 @@ def hostile_page(tmp_path: Path) -> Path:
         make_cell("tf-4.40", "evil", "pass", metrics=gen),
         make_cell("tf-4.50", "evil", "fail", phase="generate", error=error, log=HOSTILE_MODEL + ".log"),
     ]
-    # CellResult refuses such a name (probes/record.py SAFE_PART); the page must not rely on
-    # that check, so the name is set after construction.
-    for cell in hostile:
-        cell.model = HOSTILE_MODEL
     cells = hostile + [
         make_cell("tf-4.40", "plain", "timeout", reason=HOSTILE_REASON),
         make_cell("tf-4.50", "plain", "fail", phase="load", error={"type": "OSError", "message": HOSTILE_UNKNOWN}),
     ]
-    run = Run(tmp_path / "runs" / "hostile", envs, cells, [HOSTILE_MODEL, "plain"])
+    run = Run(tmp_path / "runs" / "hostile", envs, cells, ["evil", "plain"])
     matrix = aggregate(run)
-    judge(matrix, run.model_specs, run.settings)
+    matrix = with_judgements(matrix, judge_outputs(matrix, run.model_specs, run.settings))
+    # CellResult refuses such a name (probes/record.py SAFE_PART; the judge re-makes cells, so it
+    # checks again); the page must not rely on that check, so the name is set after judging.
+    for cell in matrix.all_cells():
+        if cell.model == "evil":
+            cell.model = HOSTILE_MODEL
+    matrix.rows = [replace(row, model=HOSTILE_MODEL) if row.model == "evil" else row for row in matrix.rows]
+    matrix.models = [HOSTILE_MODEL if model == "evil" else model for model in matrix.models]
     unknown = diagnose(matrix, load_known_breaks())
     assert unknown, "the OSError cell should stay unrecognised, so its message is listed too"
     runs = [  # one history line whose every text is hostile, the status too
