@@ -43,30 +43,34 @@ NEEDS_INDEX = frozenset({"shelf"})
 # --- marks -----------------------------------------------------------------------------------
 
 
-def _reaches_builder(function: object, seen: set[types.CodeType]) -> bool:
+def _is_builder(value: object) -> bool:
+    return isinstance(value, types.FunctionType) and value in helpers.ENV_BUILDERS
+
+
+def _reaches_builder(function: object, roots: tuple[str, ...], seen: set[types.CodeType]) -> bool:
     """Whether `function`'s code names a registered env builder, itself or through a function
-    of the test tree it calls (module-level helpers, nested functions and lambdas)."""
+    it calls that is defined under `roots` (the test tree: helpers, fixtures, a module's own
+    functions), nested functions and lambdas included."""
     code = getattr(function, "__code__", None)
     namespace = getattr(function, "__globals__", {})
-    return code is not None and _code_reaches(code, namespace, seen)
+    return code is not None and _code_reaches(code, namespace, roots, seen)
 
 
-def _code_reaches(code: types.CodeType, namespace: dict, seen: set[types.CodeType]) -> bool:
+def _code_reaches(code: types.CodeType, namespace: dict, roots: tuple[str, ...], seen: set[types.CodeType]) -> bool:
     if code in seen:
         return False
     seen.add(code)
-    builders = {id(helper): helper for helper in helpers.ENV_BUILDERS}.values()
     for name in code.co_names:
         found = namespace.get(name)
-        if found is helpers and any(getattr(helpers, n, None) in builders for n in code.co_names):
+        if found is helpers and any(_is_builder(getattr(helpers, n, None)) for n in code.co_names):
             return True  # `helpers.run_nox(...)`
-        if not isinstance(found, types.FunctionType):
-            continue
-        if found in helpers.ENV_BUILDERS:
+        if _is_builder(found):
             return True
-        if found.__code__.co_filename.startswith(TESTS) and _reaches_builder(found, seen):
-            return True  # a function of the test tree (helpers, fixtures' and modules' own)
-    return any(isinstance(const, types.CodeType) and _code_reaches(const, namespace, seen) for const in code.co_consts)
+        ours = isinstance(found, types.FunctionType) and found.__code__.co_filename.startswith(roots)
+        if ours and _reaches_builder(found, roots, seen):
+            return True
+    consts = (const for const in code.co_consts if isinstance(const, types.CodeType))
+    return any(_code_reaches(const, namespace, roots, seen) for const in consts)
 
 
 def builds_envs(item: pytest.Item) -> bool:
@@ -74,11 +78,11 @@ def builds_envs(item: pytest.Item) -> bool:
     names = getattr(item, "fixturenames", ())
     if "env_factory" in names:
         return True
-    seen: set[types.CodeType] = set()
-    if _reaches_builder(getattr(item, "function", None), seen):
+    roots, seen = (TESTS, str(item.path.parent)), set()
+    if _reaches_builder(getattr(item, "function", None), roots, seen):
         return True
     definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-    return any(_reaches_builder(d.func, seen) for name in names for d in definitions.get(name, ()))
+    return any(_reaches_builder(d.func, roots, seen) for name in names for d in definitions.get(name, ()))
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the marks added here count
