@@ -95,13 +95,13 @@ class Publication:
             return "site-packages" + path[found[-1].end() :]
         if MODULES in path:
             return "transformers_modules/" + path.split(MODULES, 1)[1]
+        stdlib = STDLIB.search(path)  # wherever that Python lives (uv's, the system's, a runner's)
+        if stdlib:
+            return stdlib.group(1) + path[stdlib.end() :]
         for folder, written in self.folders:
             if path == folder or path.startswith(folder + "/"):
                 rest = path[len(folder) + 1 :]
                 return (written + "/" + rest if rest else written) if written else (rest or ".")
-        stdlib = STDLIB.search(path)
-        if stdlib:
-            return stdlib.group(1) + path[stdlib.end() :]
         if NOX_ENVS in path:
             return ".nox/" + path.split(NOX_ENVS, 1)[1]
         workspace = RUNNER_WORKSPACE.search(path)

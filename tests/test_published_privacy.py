@@ -242,6 +242,9 @@ def test_the_rules_one_path_at_a_time():
     )
     assert public.text(published) == published, "publishing twice changes nothing"
     assert public.text(r"in /home/al\_b/x\_y.py") == r"in ~/x\_y.py", "a Markdown-escaped path"
+    at_home = publication(folders=["/home/alice"])  # a report run from the home folder
+    uv_python = "/home/alice/.local/share/uv/python/cpython-3.11/lib/python3.11/subprocess.py"
+    assert at_home.path(uv_python) == "python3.11/subprocess.py", "the same frame reads the same on any machine"
     assert public.data({"machine": {"hostname": "unseen", "platform": "Linux-5.15.0-x86_64"}}) == {
         "machine": {"hostname": host_alias("unseen"), "platform": "Linux-x86_64"}
     }
