@@ -2,9 +2,10 @@
 
 - `env_factory` (`tests.helpers.real_env`) builds real uv envs, one per (transformers, torch)
   for the whole session, so `latest` and 4.40.2 are each built once however many files need them.
-- The collection hook marks `e2e` and `network` every test that reaches the env factory or a
-  helper registered with `tests.helpers.builds_envs` (through its fixtures or the module
-  functions it calls): the inner loop `pytest -m "not e2e"` builds no env and runs no nox session.
+- The collection hook marks `e2e` every test that reaches the env factory or a helper
+  registered with `tests.helpers.builds_envs` (through its fixtures or the functions it calls),
+  and `network` every e2e test and every user of the release-source `shelf`: the inner loop
+  `pytest -m "not e2e"` builds no env and runs no nox session.
 - `network` tests skip, saying why, when the package index does not answer (asked once per
   session, with a short timeout) instead of failing after long installer retries.
 - `bench` tests run only when `-m` names them: `-m "not e2e"` alone must not pull them in.
@@ -90,8 +91,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if builds_envs(item):
             item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.network)
-        elif NEEDS_INDEX & set(getattr(item, "fixturenames", ())):
+        # Every env is installed from the index (a wheelhouse test downloads its wheels first).
+        if item.get_closest_marker("e2e") or NEEDS_INDEX & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.network)
     if "bench" not in (config.option.markexpr or ""):
         kept = [item for item in items if item.get_closest_marker("bench") is None]

@@ -118,3 +118,33 @@ def test_hidden(request):
     result = tree.runpytest_inprocess("-m", "not e2e", "test_hidden.py")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*test_hidden builds an env but is not marked e2e*"])
+
+
+def test_network_tests_skip_saying_why_when_the_index_does_not_answer(tree, monkeypatch):
+    import socket
+
+    import tests.conftest as ours
+
+    with socket.socket() as probe:  # a port nothing listens on: refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("UV_INDEX_URL", f"http://127.0.0.1:{port}/simple")
+    tree.makepyfile(
+        test_net="""
+import pytest
+
+@pytest.mark.network
+def test_needs_the_index():
+    pass
+
+def test_offline():
+    pass
+"""
+    )
+    ours.index_unreachable.cache_clear()  # asked once per session: this session asks again
+    try:
+        result = tree.runpytest_inprocess("-rs", "test_net.py")
+    finally:
+        ours.index_unreachable.cache_clear()
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines([f"*the package index does not answer (http://127.0.0.1:{port}/simple/pip/*"])
