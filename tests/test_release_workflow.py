@@ -59,10 +59,16 @@ def test_a_tag_publishes_with_trusted_publishing_and_nothing_else_may_write():
     assert not any("${{" in step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"])
 
 
-def build_job(tmp_path: Path, tag: str) -> Runner:
+def build_job(tmp_path: Path, tag: str, drop_package: str = "") -> Runner:
     """The build job's steps on a copy of the checkout, tagged `tag` (the tools come from the
-    test extra, which is what the install step gives a runner)."""
-    project = copy_project(tmp_path / f"release-{tag}")
+    test extra, which is what the install step gives a runner); `drop_package` is left out
+    of pyproject.toml's package list."""
+    project = copy_project(tmp_path / f"release-{tag}", repository=True)
+    if drop_package:
+        pyproject = project / "pyproject.toml"
+        text = pyproject.read_text(encoding="utf-8")
+        assert f'"{drop_package}", ' in text
+        pyproject.write_text(text.replace(f'"{drop_package}", ', "", 1), encoding="utf-8")
     artifacts = Artifacts(tmp_path / f"artifacts-{tag}")
     artifacts.store.mkdir()
     runner = Runner(load_workflow(RELEASE), "build", project, {"github": {"ref_name": tag}}, emulate=artifacts)
@@ -95,3 +101,13 @@ def test_a_tag_that_is_not_the_packages_version_stops_the_release(tmp_path):
     assert f"::error title=Tag and version differ::the tag is v99.0.0, pyproject.toml says version {__version__}" in (
         "".join(runner.stdout)
     )
+
+
+@pytest.mark.e2e
+def test_a_wheel_without_one_of_the_packages_is_not_released(tmp_path):
+    runner = build_job(tmp_path, f"v{__version__}", drop_package="matrix.config")
+    outcomes = dict(runner.outcomes)
+    check = "Check the files a team's install needs, and the console script in a fresh env"
+    assert outcomes["Build the wheel and the sdist"] == "success" and outcomes[check] == "failure"
+    (line,) = [line for line in "".join(runner.stdout).splitlines() if line.startswith("::error")]
+    assert line.startswith("::error title=Missing from the wheel::matrix/config/__init__.py matrix/config/"), line
