@@ -12,6 +12,7 @@ from typing import Any
 from matrix.recommend import recommend
 from matrix.report.answer import headline, model_source, tallies, upcoming_breaks
 from matrix.report.badge import badge_message
+from matrix.report.json_report import matrix_json
 from matrix.report.line_stretches import BREAKS, SHIM, UNKNOWN, WORKS, LineRow, Stretch, axis, line_rows
 from matrix.report.line_svg import release_line_picture, release_line_svg
 from matrix.report.markdown import markdown
@@ -19,6 +20,7 @@ from matrix.report.page import page
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import Run
 from tests.helpers import make_cell
+from tests.schema_check import problems
 
 WHEN = "2026-12-02T12:00:00+00:00"
 GEN = {"generate_median_s": 0.01}
@@ -244,3 +246,26 @@ def test_the_page_leads_with_the_answer_and_keeps_the_bookkeeping_last(tmp_path)
     legend = html.partition('id="legend">')[2].partition("</p>")[0]
     assert "pass-with-shim" in legend and "timeout" not in legend
     assert json.loads(re.search(r'id="cells">(.*?)</script>', html, re.S).group(1))  # the details panel's data
+
+
+def test_matrix_json_carries_the_release_line_and_the_upcoming_breaks(tmp_path):
+    _, matrix, rec = report(tmp_path, upcoming="5.0.0rc0")
+    data = json.loads(json.dumps(matrix_json(matrix, rec, WHEN)))
+    assert problems(data) == []
+    assert data["upcoming"] == [
+        {
+            "env": "next",
+            "transformers": "5.0.0rc0",
+            "model": "glm",
+            "status": "fail",
+            "diagnosis": "generation-params-left-config",
+        }
+    ]
+    line = data["release_line"]
+    glm = next(row for row in line["rows"] if row["model"] == "glm" and not row["variant"])
+    drawn = [(s["first"], s["last"], s["kind"], s["diagnosis"]) for s in glm["stretches"]]
+    assert drawn[:3] == expected_stretches(WINDOWS, line["releases"])
+    assert drawn[3:] == [("5.0.0rc0", "5.0.0rc0", BREAKS, "generation-params-left-config")]  # the env's own cell
+    assert line["releases"][-1] == "5.0.0rc0"
+    broken = {**data, "release_line": {"releases": [], "rows": [{"model": "glm", "variant": "", "stretches": [{}]}]}}
+    assert problems(broken), "the schema checks the release line's stretches"

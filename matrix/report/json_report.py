@@ -4,10 +4,13 @@ jsonreport shape), so a script reads the pin and every cell without parsing the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from matrix import __version__
 from matrix.recommend import Recommendation
+from matrix.report.answer import upcoming_breaks
+from matrix.report.line_stretches import axis, line_rows
 from matrix.report.rows import loaded
 from matrix.results.aggregate import Matrix
 from matrix.signature import UnknownGroup
@@ -47,6 +50,29 @@ def matrix_json(
         "recommendation": rec.to_dict(),
         "unrecognised_failures": [group.to_dict() for group in unknown],
         "warnings": matrix.warnings,
+        "release_line": _release_line(matrix, rec),
+        "upcoming": [
+            {
+                "env": env.name,
+                "transformers": env.transformers,
+                "model": cell.model,
+                "status": cell.status.value,
+                "diagnosis": (cell.diagnosis or {}).get("id"),
+            }
+            for env, cell in upcoming_breaks(matrix)
+        ],
+    }
+
+
+def _release_line(matrix: Matrix, rec: Recommendation) -> dict[str, Any]:
+    """The stretches the picture draws, for a script: per row, the releases each verdict covers."""
+    releases = axis(matrix, rec)
+    return {
+        "releases": releases,
+        "rows": [
+            {"model": row.model, "variant": row.variant, "stretches": [asdict(s) for s in row.stretches]}
+            for row in line_rows(matrix, rec, releases)
+        ],
     }
 
 
