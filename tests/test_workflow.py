@@ -315,6 +315,11 @@ class Artifacts:
         return True
 
 
+def headline(report: str) -> str:
+    """COMPATIBILITY.md down to its first section: the answer a reader sees first."""
+    return report.split("\n## ", 1)[0]
+
+
 def crash_cell(store: Path, env: str, model: str) -> None:
     """Turn a passing cell of an uploaded shard into a crash: what a later week's run would bring."""
     (path,) = store.glob(f"*/runs/*/{env}/{model}.json")
@@ -386,6 +391,19 @@ def test_jobs_list_probe_on_two_machines_and_merge(tmp_path):
     assert cells == {("tf-4.40", "qwen2-tiny"): "pass", ("tf-4.50", "qwen2-tiny"): "pass"}
     table = (merger / "results" / "COMPATIBILITY.md").read_text()
     assert "qwen2-tiny" in table and "tf-4.40" in table and "tf-4.50" in table
+    # The same answer as a local `nox -s matrix` of the same config: the headline, the pin,
+    # the windows and the blockers.
+    local = copy_project(tmp_path / "local")
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", "matrix"], cwd=local, env=Runner.base_env(),
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    here = json.loads((local / "results" / "matrix.json").read_text())["recommendation"]
+    assert here["pin"] is not None
+    for key in ("pin", "route", "summary", "bounds", "blockers", "kind", "envs"):
+        assert data["recommendation"][key] == here[key], key
+    assert headline(table) == headline((local / "results" / "COMPATIBILITY.md").read_text())
     assert table in first.summaries, "the job summary is the published report, headline first"
     assert logs_url in (merger / "results" / "index.html").read_text(), "the page links the logs artifact"
     logs = sorted(
