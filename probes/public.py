@@ -141,7 +141,8 @@ class Publication:
             copy = {self.data(key) if isinstance(key, str) else key: self.data(value) for key, value in data.items()}
             if isinstance(copy.get("hostname"), str):
                 copy["hostname"] = self.host(copy["hostname"])
-            if isinstance(copy.get("platform"), str) and not self.label:
+            fingerprint = "hostname" in copy or "cpu_count" in copy  # not some other `platform` field
+            if fingerprint and isinstance(copy.get("platform"), str) and not self.label:
                 copy["platform"] = bare_platform(copy["platform"])
             return copy
         if isinstance(data, (list, tuple)):

@@ -248,3 +248,5 @@ def test_the_rules_one_path_at_a_time():
     assert public.data({"machine": {"hostname": "unseen", "platform": "Linux-5.15.0-x86_64"}}) == {
         "machine": {"hostname": host_alias("unseen"), "platform": "Linux-x86_64"}
     }
+    wheel = {"wheel": {"platform": "manylinux_2_17_x86_64"}}
+    assert public.data(wheel) == wheel, "only a machine fingerprint's platform is cut"
