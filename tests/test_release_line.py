@@ -19,6 +19,7 @@ from matrix.report.markdown import markdown
 from matrix.report.page import page
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import Run
+from probes.status import Status
 from tests.helpers import make_cell
 from tests.schema_check import problems
 
@@ -269,3 +270,24 @@ def test_matrix_json_carries_the_release_line_and_the_upcoming_breaks(tmp_path):
     assert line["releases"][-1] == "5.0.0rc0"
     broken = {**data, "release_line": {"releases": [], "rows": [{"model": "glm", "variant": "", "stretches": [{}]}]}}
     assert problems(broken), "the schema checks the release line's stretches"
+
+
+def test_a_pin_on_a_pre_release_says_so(tmp_path):
+    run = glm_run(tmp_path, upcoming="5.0.0rc0")
+    run.cells = [cell for cell in run.cells if not (cell.env == "tf-4.40" and cell.model == "glm")]
+    run.cells = [cell for cell in run.cells if cell.env != "next" or cell.model != "glm" or cell.variant]
+    for cell in run.cells:
+        if cell.env == "next" and cell.model == "glm":
+            cell.status, cell.diagnosis, cell.error, cell.phase = Status.PASS_WITH_SHIM, None, None, ""
+    matrix = aggregate(run)
+    rec = recommend(matrix)
+    title, lines = headline(matrix, rec)
+    assert rec.pin() is not None and "next" in (rec.best.envs if rec.best else ())
+    assert title == "Pin transformers==5.0.0rc0 (a pre-release)"
+    assert "That is a pre-release; of the final releases, tf-4.48 (transformers==4.48.3) runs as many." in lines
+    run.cells = [cell for cell in run.cells if cell.env != "tf-4.48" or cell.model != "glm"]
+    matrix = aggregate(run)
+    assert (
+        "That is a pre-release: no env of this run on a final release runs as many."
+        in headline(matrix, recommend(matrix))[1]
+    )
