@@ -17,6 +17,7 @@ from matrix.report.line_stretches import BREAKS, SHIM, UNKNOWN, WORKS, LineRow, 
 from matrix.report.line_svg import release_line_picture, release_line_svg
 from matrix.report.markdown import markdown
 from matrix.report.page import page
+from matrix.report.terminal import terminal
 from matrix.results.aggregate import aggregate
 from matrix.results.collect import Run
 from probes.status import Status
@@ -228,6 +229,8 @@ def test_the_upcoming_release_is_named_apart_from_todays_breaks(tmp_path):
     failures = body.partition("## Failures")[2].partition("\n## Details")[0]
     assert "on tf-4.48" in failures and "on next" not in failures  # today's breaks only
     assert "5.0.0rc0" in axis(matrix, rec)  # the pre-release has its place on the line
+    text = terminal(matrix, rec)
+    assert "\n\nThe upcoming release:\n- " + lines[-1] in text
     html = page(matrix, rec, WHEN, specs=run.model_specs)
     assert '<section id="upcoming"><h2>Breaks in the upcoming release</h2>' in html
     assert html.index('id="matrix"') < html.index('id="upcoming"')

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from tabulate import tabulate
 
 from matrix.recommend import Recommendation
+from matrix.report.answer import upcoming_lines
 from matrix.report.rows import (
     BLOCKERS_HEADERS,
     blockers_rows,
@@ -46,7 +47,9 @@ def terminal(
         table += f"\n\n{len(matrix.rows)} rows: the full table is in COMPATIBILITY.md."
     changes = ["", *since] if since else []
     machines = ["", machines_line(matrix)] if machines_line(matrix) else []
+    upcoming = upcoming_lines(matrix)
     lines = [table, *machines, *why_cells_fail(matrix, unknown), *changes, "", "Recommendation:", *rec.lines]
+    lines += ["", "The upcoming release:", *(f"- {line}" for line in upcoming)] if upcoming else []
     if rec.blockers:
         rows = blockers_rows(rec, markdown=False)
         lines += ["", f"{blockers_title(rec)}:", tabulate(rows, headers=BLOCKERS_HEADERS, tablefmt="simple")]
