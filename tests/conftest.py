@@ -24,16 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests import helpers
-from tests.helpers import (  # noqa: F401  (re-exported while test files move their imports to tests.helpers)
-    CACHE,
-    GOOD_CONFIG,
-    ROOT,
-    TORCH,
-    TWO_ENVS,
-    TWO_ENVS_ONE_MODEL,
-    make_cell,
-    nox_list,
-)
+from tests.helpers import CACHE
 
 TESTS = str(Path(__file__).resolve().parent)
 INDEX_TIMEOUT_S = 5.0
