@@ -9,6 +9,7 @@ test that reaches one (directly, or through a fixture or a module function that 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -215,8 +216,6 @@ def run_matrix(
 ) -> tuple[subprocess.CompletedProcess[str], dict]:
     """`nox -s matrix` on `config`, results under tmp_path, nox's venvs in `envdir` (conftest's
     session-wide `nox_envdir`, else tmp_path/nox); returns (output, matrix.json)."""
-    import json
-
     results = tmp_path / "results"
     env = nox_env(MATRIX_CONFIG=str(config), MATRIX_RESULTS=str(results))
     done = run_nox(envdir or tmp_path / "nox", "-s", "matrix", env=env)
