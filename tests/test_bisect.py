@@ -300,7 +300,7 @@ def fake_envs(monkeypatch):
     monkeypatch.setattr(Prober, "ensure_env", ensure_env)
     monkeypatch.setattr(
         "matrix.bisect.batch.run_cells",
-        lambda spec, python, pairs: [run_cell(prober, spec, variant, python) for prober, variant in pairs],
+        lambda spec, python, pairs, gpu=None: [run_cell(prober, spec, variant, python) for prober, variant in pairs],
     )
     return table, asked
 

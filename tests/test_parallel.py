@@ -208,12 +208,14 @@ def slow_envs(monkeypatch):
     def ensure_env(self, spec):
         return Path("/nonexistent/python"), True, ""
 
-    def run_cells(spec, python, pairs):
+    def run_cells(spec, python, pairs, gpu=None):
         with lock:
             state["now"] += 1
             state["most"] = max(state["most"], state["now"])
             state["runners"] += 1
             state["releases"].append((spec.name, sorted({p.model.name for p, _ in pairs})))
+            state.setdefault("busy", []).append(gpu)
+            assert gpu is None or state["busy"].count(gpu) == 1, f"GPU {gpu} given to two runners at once"
         time.sleep(0.05)
         version = spec.transformers.removeprefix("==")
         ran = []
@@ -227,6 +229,8 @@ def slow_envs(monkeypatch):
             ran.append((status, cell, ""))
         with lock:
             state["now"] -= 1
+            state["busy"].remove(gpu)
+            state.setdefault("gpus", set()).add(gpu)
         return ran
 
     monkeypatch.setattr(Prober, "ensure_env", ensure_env)
@@ -294,3 +298,9 @@ def test_a_parallel_bisect_writes_the_cells_and_facts_of_a_serial_one(tmp_path, 
     serial_facts = _files(tmp_path / "serial", facts, ("stored_at",))
     parallel_facts = _files(tmp_path / "parallel", facts, ("stored_at",))
     assert serial_facts and serial_facts == parallel_facts, "the same facts, under the same keys"
+
+
+def test_runners_side_by_side_on_a_gpu_box_take_one_gpu_each(tmp_path, slow_envs, monkeypatch):
+    monkeypatch.setattr(batch, "visible_gpus", lambda: ["5", "7"])
+    _bisect_both(tmp_path / "gpus", 2)
+    assert slow_envs["most"] == 2 and slow_envs["gpus"] == {"5", "7"}

@@ -294,7 +294,7 @@ def fake_runner(monkeypatch):
     monkeypatch.setattr(Prober, "ensure_env", ensure_env)
     monkeypatch.setattr(
         "matrix.bisect.batch.run_cells",
-        lambda spec, python, pairs: [run_cell(prober, spec, variant, python) for prober, variant in pairs],
+        lambda spec, python, pairs, gpu=None: [run_cell(prober, spec, variant, python) for prober, variant in pairs],
     )
     return table, ran
 
@@ -421,7 +421,7 @@ def test_outputs_that_change_are_a_window_of_their_own(tmp_path, local_model, mo
             return [1, 2, 3, 4]
         return [1, 2, 9, 9 + len(ran)] if noisy else [1, 2, 9, 9]
 
-    def run_cells(spec, python, pairs):
+    def run_cells(spec, python, pairs, gpu=None):
         version = spec.transformers.removeprefix("==")
         ran.append(version)
         found = []

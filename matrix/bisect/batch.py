@@ -14,12 +14,14 @@ parallel run write the same cells and the same facts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from typing import Any
 from matrix import proc
 from matrix.bisect.outcome import error_of, outcome_of
 from matrix.config import EnvSpec
+from matrix.envs.gpus import visible_gpus
 from matrix.envs.plan import PLAN_FILE, runner_plan
 from matrix.envs.run import model_locations, probe_env_vars
 from matrix.first_bad import Outcome
@@ -69,11 +72,12 @@ def answer_many(questions: Sequence[tuple[Any, ...]], jobs: int = 1) -> list[Out
             seen[key] = ask
             groups.setdefault(ask.spec.name, []).append(ask)
     batches = list(groups.values())
+    devices = Devices(visible_gpus())
     if jobs > 1 and len(batches) > 1:
         with ThreadPoolExecutor(max_workers=min(jobs, len(batches))) as pool:
-            answers = list(pool.map(probe_group, batches))
+            answers = list(pool.map(lambda batch: probe_group(batch, devices), batches))
     else:
-        answers = [probe_group(batch) for batch in batches]
+        answers = [probe_group(batch, devices) for batch in batches]
     for batch, (facts, built) in zip(batches, answers, strict=True):
         if built:
             batch[0].prober.builds += 1
@@ -88,7 +92,29 @@ def answer_many(questions: Sequence[tuple[Any, ...]], jobs: int = 1) -> list[Out
     return outcomes
 
 
-def probe_group(asks: list[Pending]) -> tuple[list[dict[str, Any]], bool]:
+class Devices:
+    """The GPUs runners side by side take one each (none on a CPU box): a runner's cells share its GPU."""
+
+    def __init__(self, gpus: list[str]) -> None:
+        self.gpus, self.free, self.lock = list(gpus), list(gpus), threading.Condition()
+
+    @contextlib.contextmanager
+    def one(self) -> Iterator[str | None]:
+        if not self.gpus:
+            yield None
+            return
+        with self.lock:
+            self.lock.wait_for(lambda: bool(self.free))
+            gpu = self.free.pop(0)
+        try:
+            yield gpu
+        finally:
+            with self.lock:
+                self.free.append(gpu)
+                self.lock.notify()
+
+
+def probe_group(asks: list[Pending], devices: Devices | None = None) -> tuple[list[dict[str, Any]], bool]:
     """One release's questions: build (or reuse) its env once per template, one runner per template."""
     facts: list[dict[str, Any]] = [{} for _ in asks]
     built_any = False
@@ -101,7 +127,11 @@ def probe_group(asks: list[Pending]) -> tuple[list[dict[str, Any]], bool]:
         built_any = built_any or built
         pairs = [(asks[i].prober, asks[i].variant) for i in indexes]
         failed: list[Ran] = [(Status.ENV_FAILED, None, reason)] * len(pairs)
-        ran = run_cells(first.spec, python, pairs) if python else failed
+        if python:
+            with (devices or Devices([])).one() as gpu:
+                ran = run_cells(first.spec, python, pairs, gpu=gpu)
+        else:
+            ran = failed
         for i, (status, cell, why) in zip(indexes, ran, strict=True):
             facts[i] = fact_of(asks[i], status, cell, why, built)
     return facts, built_any
@@ -123,8 +153,8 @@ def fact_of(ask: Pending, status: Status, cell: CellResult | None, reason: str, 
     }
 
 
-def run_cells(spec: EnvSpec, python: Path, pairs: list[tuple[Any, str]]) -> list[Ran]:
-    """Every (model, variant) cell in the env, through one runner the matrix uses."""
+def run_cells(spec: EnvSpec, python: Path, pairs: list[tuple[Any, str]], gpu: str | None = None) -> list[Ran]:
+    """Every (model, variant) cell in the env, through one runner the matrix uses (on `gpu`, if given)."""
     probers: dict[str, Any] = {}
     for prober, _ in pairs:
         probers.setdefault(prober.model.name, prober)
@@ -145,7 +175,8 @@ def run_cells(spec: EnvSpec, python: Path, pairs: list[tuple[Any, str]]) -> list
     timeout = sum(float(c["timeout"]) for c in plan["cells"]) + 600
     args: list[str | Path] = [python, "-m", "probes.runner", env_dir / PLAN_FILE]
     started = time.perf_counter()
-    done = proc.run(args, env=probe_env_vars(sub), timeout=timeout)
+    env = {**probe_env_vars(sub), **({"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {})}
+    done = proc.run(args, env=env, timeout=timeout)
     seconds = round(time.perf_counter() - started, 1)
     print(f"[bisect] {spec.name}: {len(pairs)} cell(s) in one runner, {seconds} s", flush=True)
     ran: list[Ran] = []
