@@ -22,6 +22,7 @@ from matrix.judge.drift import judge_outputs, with_judgements
 from matrix.recommend import Recommendation, recommend
 from matrix.releases import ReleasesError, cached_releases
 from matrix.report.badge import badge_files
+from matrix.report.log_links import LOGS_FOLDER, logs_url, publish_logs
 from matrix.report.page import page
 from matrix.report.render import now_utc, terminal, write_outputs
 from matrix.results.aggregate import Matrix, aggregate
@@ -155,7 +156,10 @@ def publish_step(report: Report) -> Report:
     index.write_text(page(matrix, rec, report.generated_at, unknown, since, runs, report.run.model_specs), "utf-8")
     written.append(index)
     # Last: every published file (and the history) names no path, host or user of this machine.
-    publish_files([*written, results / history.HISTORY_FILE], publication_of(report.run, results, report.request.cache))
+    public = publication_of(report.run, results, report.request.cache)
+    publish_files([*written, results / history.HISTORY_FILE], public)
+    if logs_url():  # scheduled CI uploads them as the cell-logs artifact the page links
+        publish_logs(report.run.run_dir, results / LOGS_FOLDER, public)
     print(terminal(matrix, rec, unknown, since))
     print("\nWrote " + ", ".join(str(path) for path in written))
     return replace(report, written=tuple(written))

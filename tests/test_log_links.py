@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from matrix.__main__ import main
-from matrix.report.log_links import LOGS_URL, log_place, logs_url
+from matrix.report.log_links import LOGS_FOLDER, LOGS_URL, log_place, logs_url
+from probes.public import host_alias
 from tests.helpers import ROOT
 from tests.test_browser import browser, visit  # noqa: F401  (the module's headless Chromium)
 from tests.test_published_privacy import OTHER, THIS, env_folder, failing_cell, passing_cell
@@ -24,6 +25,7 @@ def published_page(tmp_path, capsys):
             passing_cell(env, "qwen", machine).write(run)
         else:
             failing_cell(env, "qwen", machine, [f"{ROOT}/probes/cell.py"], "").write(run)
+        (run / env / "qwen.log").write_text(f"{env} on {machine['hostname']}: {ROOT}/probes/cell.py:12: warning\n")
     assert main(["report", str(run), "--results", str(results)]) == 0
     capsys.readouterr()
     return results
@@ -54,6 +56,11 @@ def test_a_cells_details_link_the_runs_logs_artifact(browser, tmp_path, capsys, 
     assert link.text_content() == "the cell-logs artifact of this workflow run"
     assert seen.details()["log"] == "tf-4.50/qwen.log", "the file to look for inside the artifact"
     seen.assert_quiet()
+    # The logs the workflow uploads as that artifact: the run's, as published.
+    logs = sorted(str(path.relative_to(results / LOGS_FOLDER)) for path in (results / LOGS_FOLDER).rglob("*"))
+    assert logs == ["tf-4.40", "tf-4.40/qwen.log", "tf-4.50", "tf-4.50/qwen.log"]
+    text = (results / LOGS_FOLDER / "tf-4.50" / "qwen.log").read_text(encoding="utf-8")
+    assert text == f"tf-4.50 on {host_alias(OTHER['hostname'])}: probes/cell.py:12: warning\n"
 
 
 def test_without_a_logs_url_nothing_is_linked(browser, tmp_path, capsys, monkeypatch):  # noqa: F811
@@ -63,4 +70,5 @@ def test_without_a_logs_url_nothing_is_linked(browser, tmp_path, capsys, monkeyp
     seen.cell("tf-4.50/qwen").click()
     assert seen.page.locator("#details a").count() == 0
     assert "logs" not in seen.details()
+    assert not (results / LOGS_FOLDER).exists(), "a local run has its run folder"
     seen.assert_quiet()

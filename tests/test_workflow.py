@@ -406,16 +406,17 @@ def test_jobs_list_probe_on_two_machines_and_merge(tmp_path):
     assert headline(table) == headline((local / "results" / "COMPATIBILITY.md").read_text())
     assert table in first.summaries, "the job summary is the published report, headline first"
     assert logs_url in (merger / "results" / "index.html").read_text(), "the page links the logs artifact"
-    logs = sorted(
-        str(path.relative_to(artifacts.store / "cell-logs")) for path in artifacts.store.rglob("cell-logs/**/*.log")
-    )
+    stored = artifacts.store / "cell-logs"
+    logs = sorted(str(path.relative_to(stored)) for path in stored.rglob("*.log"))
     assert logs == ["tf-4.40/qwen2-tiny.log", "tf-4.50/qwen2-tiny.log"], "named as the cells' log fields"
+    for log in stored.rglob("*.log"):
+        assert str(tmp_path) not in log.read_text() and str(ROOT) not in log.read_text(), f"{log} names a local folder"
     # Published to the pages branch, not the working branch; the run folders stay out.
     assert pages("log", "--format=%s", "main").splitlines() == ["before the first scheduled run"]
     assert pages("log", "--format=%s", "gh-pages").splitlines() == [f"Compatibility matrix from {logs_url}"]
     published = set(pages("ls-tree", "-r", "--name-only", "gh-pages").split())
     assert {".nojekyll", "COMPATIBILITY.md", "matrix.json", "index.html", "history.jsonl", "badge.svg"} <= published
-    assert not [name for name in published if name.startswith("runs/")], published
+    assert not [name for name in published if name.startswith(("runs/", "logs/"))], published
     assert any(name.startswith("pins/") for name in published), "the pin file of the answer"
     for name in published:
         text = pages("show", f"gh-pages:{name}")
