@@ -119,3 +119,11 @@ def test_a_failing_cell_inside_a_recorded_window_takes_the_differential_diagnosi
     found = matrix.cell("b", "cache-object").diagnosis
     assert found["source"] == "differential" and found["last_good"] == "4.53.3"
     assert "generate passes DynamicCache (len 0) for past_key_values" in found["cause"]
+
+
+def test_a_release_that_broke_another_way_is_no_baseline():
+    report = window_report("cache-object", "4.53.3", "4.54.0", None)
+    report["windows"][1]["recorded"]["last_good"]["status"] = "fail"
+    assert differential.from_window(report["windows"][1], None) is None
+    report["windows"][1]["recorded"]["last_good"]["status"] = "pass"
+    assert differential.from_window(report["windows"][1], None) is not None

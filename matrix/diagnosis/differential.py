@@ -18,8 +18,9 @@ the loaded state; a difference on the traceback's functions that is not on the l
 named with less confidence. Pure: everything is read from the two records.
 
 A bisect window carries the records as `recorded = {"last_good": {"release": ...,
-"recorder": {...}}, "first_bad": {...}}` (the `recorder` facts of the two cells, asked with
-the cell spec key `record`); `from_window` reads that shape.
+"recorder": {...}, "status": ...}, "first_bad": {...}}` (each cell's `recorder` facts, asked
+with the cell spec key `record`, and its status); `from_window` reads that shape, and only
+when the last good side ran: a release that broke another way is no baseline.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def from_window(window: dict[str, Any], error: dict[str, Any] | None) -> Diagnos
     good, bad = recorded.get("last_good") or {}, recorded.get("first_bad") or {}
     if not (good.get("recorder") and bad.get("recorder")):
         return None
+    if good.get("status", "pass") not in ("pass", "pass-with-shim"):
+        return None  # the release before broke another way: its record is no baseline
     return diagnose(good["recorder"], bad["recorder"], str(good["release"]), str(bad["release"]), error)
 
 
