@@ -181,7 +181,8 @@ class FakeProber:
             self.builds += 1
         self.probes += 1
         outcome = self.truth.get((self.model.name, variant), {}).get(version, PASS)
-        error = None if outcome == PASS else {"phase": "load", "type": "ValueError", "message": "no"}
+        passed = outcome == PASS or outcome.startswith("outputs differ")  # runs, other outputs: no error
+        error = None if passed else {"phase": "load", "type": "ValueError", "message": "no"}
         self.outcomes[(variant, version)] = {"outcome": outcome, "error": error, "source": "probed", "cell": None}
         return outcome
 
@@ -261,6 +262,25 @@ def test_a_release_the_run_has_is_confirmed_by_its_own_cells(fake):
     assert answer is not None and answer["release"] == "4.50.0" and not FakeProber.asked
     assert {c["source"] for c in answer["confirm"].values()} == {"run cell"} and answer["env"] == "tf-4.50"
     assert answer["packages"] == {"torch": "2.13.0", "transformers": "4.50.0"}
+
+
+def test_a_release_where_a_model_runs_with_other_outputs_is_never_the_pin(fake):
+    # The confirm probe of "plain" on 4.45.1 passes, but its outputs are not the reference's
+    # (the prober judges it: "outputs differ"): it runs there, and is still no pin.
+    search = fake()
+    FakeProber.truth[("plain", "")] = {"4.45.1": "outputs differ: generated tokens"}
+    answer = confirm.find(search, ["plain", "legacy"], shims=False, floor=None)
+    assert answer is not None and answer["release"] == "4.45.0"
+    why = "plain: outputs differ: generated tokens"
+    assert search.excluded[0] == {"release": "4.45.1", "mode": "as is", "why": why}
+    # A run cell that passes with drifting outputs is no passing point of the track either.
+    search = fake(legacy_at_50="pass")
+    search.tracks["legacy"][""].windows = []
+    drifting = search.matrix.cell("tf-4.50", "plain", "")
+    assert drifting is not None
+    drifting.drift = {"differs": True, "detail": "generated tokens differ from tf-4.40 (3/8 equal)"}
+    tracks = confirm.tracks_of(search.matrix, {}, {}, ["plain", "legacy"])
+    assert tracks["plain"][""].points["4.50.0"]["outcome"] == "outputs differ: generated tokens"
 
 
 def test_the_search_stops_at_its_build_limit(fake):
