@@ -456,3 +456,17 @@ def test_outputs_that_change_are_a_window_of_their_own(tmp_path, local_model, mo
     noisy.append(1)
     again = bisect(config, "local", results=results, cache=tmp_path / "cache-2", releases=releases, run_dir=run)
     assert again["windows"][1]["outcome"] == "outputs differ" and again["windows"][1]["deterministic"] is False
+
+
+def test_a_fact_in_the_format_before_the_rounds_is_still_an_answer(tmp_path, local_model, fake_runner):
+    """Facts written before the batch runner (no `fingerprint` key) answer as before: no probe."""
+    config, _ = local_model
+    _, ran = fake_runner
+    model, env = config.models[0], config.envs[0]
+    prober = Prober(config, model, env, tmp_path / "results", tmp_path / "cache")
+    inputs = prober.inputs(EnvSpec(name="tf-4.45.0", transformers="==4.45.0", torch="==2.13.0"), "")
+    assert inputs is not None
+    old = {"outcome": "generate ValueError: old", "status": "fail", "error": None, "reason": "r", "cell": None}
+    Facts(tmp_path / "cache").put(Facts.key(inputs), inputs, {**old, "env": "built"})
+    assert prober.answer("4.45.0") == "generate ValueError: old"
+    assert (prober.probes, ran) == (0, []) and prober.outcomes[("", "4.45.0")]["source"] == "cached"
