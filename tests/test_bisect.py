@@ -407,13 +407,14 @@ def test_real_bisect_finds_every_window_of_chatglm_legacy(tmp_path, fixture_cach
     assert report["candidates"] == 32
     assert report["env_builds"] <= report["probes"] <= report["answers"] <= report["max_probes"]
     # The sources point at every edge (the model's code calls `_extract_past_from_model_output`,
-    # whose body, signature and presence change at 4.42.0, 4.44.0 and 4.49.0): each is probed on
-    # both sides at once, so 12 cells settle it (the blind halving took 21).
+    # whose body, signature and presence change at 4.42.0, 4.44.0 and 4.49.0), and at two that
+    # do not break it (4.41.0, 4.45.0): both sides of each in one round, then the patch lines.
     assert {("4.41.2", "4.42.0"), ("4.43.4", "4.44.0"), ("4.48.3", "4.49.0")} <= {
         tuple(edge) for edge in report["pointers"]["edges"]
     }
     assert [e["pointed"] for e in report["edges"]["chatglm-legacy"]] == [True, True, True]
-    assert report["probes"] <= 12
+    assert sum(e["probes"] for e in report["edges"]["chatglm-legacy"]) <= 11
+    assert report["probes"] <= 13
     by_version = {o["version"]: o for o in report["outcomes"] if o["variant"] == ""}
     assert by_version["4.42.0"]["status"] == "fail" and by_version["4.41.2"]["status"] == "pass"
     if by_version["4.42.0"]["source"] == "probed":
