@@ -120,7 +120,7 @@ def test_hidden(request):
     result.stdout.fnmatch_lines(["*test_hidden builds an env but is not marked e2e*"])
 
 
-def test_network_tests_skip_saying_why_when_the_index_does_not_answer(tree, monkeypatch):
+def test_network_tests_skip_saying_why_when_the_index_does_not_answer_and_fail_on_ci(tree, monkeypatch):
     import socket
 
     import tests.conftest as ours
@@ -141,10 +141,15 @@ def test_offline():
     pass
 """
     )
+    monkeypatch.delenv("CI", raising=False)
     ours.index_unreachable.cache_clear()  # asked once per session: this session asks again
     try:
         result = tree.runpytest_inprocess("-rs", "test_net.py")
+        monkeypatch.setenv("CI", "true")
+        on_ci = tree.runpytest_inprocess("test_net.py")
     finally:
         ours.index_unreachable.cache_clear()
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines([f"*the package index does not answer (http://127.0.0.1:{port}/simple/pip/*"])
+    on_ci.assert_outcomes(passed=1, errors=1)
+    on_ci.stdout.fnmatch_lines(["*CI must reach the package index*"])
