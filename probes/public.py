@@ -42,7 +42,8 @@ from probes.record import dumps_strict, write_json_atomic, write_text_atomic
 # page's embedded JSON), or the path of a file:// URL; it ends at a character a traceback,
 # log or JSON text puts after a path.
 _NAME_CHAR = r"(?:[^\s\"'`<>|:;,()\[\]{}\\]|\\[_*])"  # what a path holds ('\_' is Markdown's '_')
-ABSOLUTE_PATH = re.compile(rf"(?:(?<=file://)|(?<=\\[ntr])|(?<![\w.~<>/\\+\]…-]))/(?!/){_NAME_CHAR}+")
+# The first character names a file or folder (so `/*` of a CSS comment or ` / ` is no path).
+ABSOLUTE_PATH = re.compile(rf"(?:(?<=file://)|(?<=\\[ntr])|(?<![\w.~<>/\\+\]…-]))/(?=[\w.~+-]){_NAME_CHAR}+")
 # Markdown escapes a cell's text (`\_`, `\*`) before the publication sees it.
 MD_ESCAPED = re.compile(r"\\([_*])")
 PACKAGES = re.compile(r"/(?:site|dist)-packages(?=/|$)")

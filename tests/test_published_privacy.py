@@ -241,6 +241,8 @@ def test_the_rules_one_path_at_a_time():
         "\\n~/x.py 4/4 </td>"
     )
     assert public.text(published) == published, "publishing twice changes nothing"
+    code = "a { color: red } /* one */ x = 4 / 2; y = z/2; // two </td> <br/>"
+    assert public.text(code) == code, "CSS and script are no paths"
     assert public.text(r"in /home/al\_b/x\_y.py") == r"in ~/x\_y.py", "a Markdown-escaped path"
     at_home = publication(folders=["/home/alice"])  # a report run from the home folder
     uv_python = "/home/alice/.local/share/uv/python/cpython-3.11/lib/python3.11/subprocess.py"
