@@ -108,7 +108,10 @@ def test_results_and_history_land_beside_the_config(team_run):
     history = (repo / "results" / "history.jsonl").read_text().splitlines()
     assert len(history) == 1
     # a latency the team's probe measured with ctx.time keeps its samples for the regression gate
-    assert json.loads(history[0])["cells"]["tf-4.40/search"]["timings"]["retrieval.search"]["samples"]
+    searched = json.loads(history[0])["cells"]["tf-4.40/search"]["timings"]["retrieval.search"]
+    # the probe script's timing reached the history: its samples kept, or set aside as
+    # disturbed when other processes kept the CPU (a loaded box)
+    assert searched["samples"] or searched["disturbed"], searched
     assert before == after, "running another config must not touch the checkout's published results"
 
 
