@@ -31,7 +31,7 @@ from matrix.results.merge import MergeError, merge
 from matrix.results.public import publication_of
 from matrix.signature import UnknownGroup
 from probes.public import publish_files
-from probes.record import write_json_atomic
+from probes.record import write_json_atomic, write_text_atomic
 from probes.status import Status
 
 
@@ -149,18 +149,19 @@ def publish_step(report: Report) -> Report:
     written = write_outputs(results, matrix, rec, report.generated_at, unknown, since, report.run.model_specs)
     written += publish_bisects(results, report.run.run_id, report.bisects)
     for name, text in badge_files(matrix, rec).items():
-        (results / name).write_text(text, encoding="utf-8")
+        write_text_atomic(results / name, text)
         written.append(results / name)
     index = results / "index.html"
     runs = history.load(results, [])  # with this run; a damaged line was warned about above
-    index.write_text(page(matrix, rec, report.generated_at, unknown, since, runs, report.run.model_specs), "utf-8")
+    write_text_atomic(index, page(matrix, rec, report.generated_at, unknown, since, runs, report.run.model_specs))
     written.append(index)
     # Last: every published file (and the history) names no path, host or user of this machine.
     public = publication_of(report.run, results, report.request.cache)
     publish_files([*written, results / history.HISTORY_FILE], public)
     if logs_url():  # scheduled CI uploads them as the cell-logs artifact the page links
         publish_logs(report.run.run_dir, results / LOGS_FOLDER, public)
-    print(terminal(matrix, rec, unknown, since))
+    # The terminal's table too: a CI job's log is as public as the page.
+    print(public.text(terminal(matrix, rec, unknown, since)))
     print("\nWrote " + ", ".join(str(path) for path in written))
     return replace(report, written=tuple(written))
 

@@ -116,8 +116,8 @@ def test_merge_keeps_newest_duplicate_machines_and_warns(shards, tmp_path, capsy
     facts = f"warning: env tf-4.40: facts differ between {a_folder} (host-a) and {b_folder} (host-b)"
     assert f"{facts}; kept those of {a_folder}" in err.splitlines(), "host-a won 2 of the env's 3 cells"
     assert json.loads((run / "tf-4.40" / ENV_FACTS_FILE).read_text())["machine"] == HOST_A
-    line = "cells from 2 machines: host-b (tf-4.40, latest), host-a (tf-4.40)"
-    assert line in out.splitlines()
+    line = f"cells from 2 machines: {B} (tf-4.40, latest), {A} (tf-4.40)"
+    assert line in out.splitlines(), "the terminal (a CI job's public log) names machines as the page does"
     compatibility = (results / "COMPATIBILITY.md").read_text()
     assert f"Cells from 2 machines: {B} (tf-4.40, latest), {A} (tf-4.40)." in compatibility
     assert f"Run `{run.name}` on 2 machines" in compatibility
