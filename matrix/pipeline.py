@@ -162,7 +162,7 @@ def publish_step(report: Report) -> Report:
         publish_logs(report.run.run_dir, results / LOGS_FOLDER, public)
     # The terminal's table too: a CI job's log is as public as the page.
     print(public.text(terminal(matrix, rec, unknown, since)))
-    print("\nWrote " + ", ".join(str(path) for path in written))
+    print(public.text("\nWrote " + ", ".join(str(path) for path in written)))
     return replace(report, written=tuple(written))
 
 
