@@ -167,6 +167,10 @@ def recommend(
     kind = "none" if best is None else ("single" if len(best.envs) == 1 else "split")
     recommendation = Recommendation(kind, best, uncovered, per_env=_per_env(matrix, ways))
     recommendation.different_outputs = different_outputs(matrix, require_budgets)
+    for item in recommendation.per_env:  # what each env runs, but not unchanged
+        item["different_outputs"] = sorted(
+            model for model, envs in recommendation.different_outputs.items() if item["env"] in envs
+        )
     recommendation.bounds = {
         model: {
             key: found[key]

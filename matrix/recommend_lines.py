@@ -97,11 +97,14 @@ def describe(matrix: Matrix, rec: Recommendation, optional: frozenset[str]) -> l
             how = "with " + ", ".join(f"{variant_words(shim)} for {model}" for model, shim in item["shims"].items())
         else:
             how = "without shims"
-        lines.append(
+        line = (
             f"- {headers[item['env']]} covers {amount} models {how}"
             if covered
             else f"- {headers[item['env']]} covers none"
         )
+        if item.get("different_outputs"):
+            line += f"; runs {', '.join(item['different_outputs'])} with different outputs"
+        lines.append(line)
     return lines
 
 
@@ -113,7 +116,7 @@ def _why_not(matrix: Matrix, model: str) -> str:
         if cell is None:
             continue
         if cell.status.passed and (cell.drift or {}).get("differs"):
-            why = f"runs, different outputs (against {cell.drift.get('reference')})"
+            why = f"runs, different outputs (against {(cell.drift or {}).get('reference')})"
         elif cell.diagnosis:
             since = cell.diagnosis.get("introduced_in")
             why = f"{cell.diagnosis['id']} (since {since})" if since else cell.diagnosis["id"]

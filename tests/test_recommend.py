@@ -190,7 +190,8 @@ def test_an_env_whose_outputs_changed_is_named_but_never_the_pin():
     assert rec.best.envs == ("mid",) and rec.pin() == {"transformers": "4.50.3", "evidence": "env mid", "shims": {}}
     assert rec.different_outputs == {"b": ["new"]}
     assert rec.to_dict()["different_outputs"] == {"b": ["new"]}
-    assert "- new (5.24.0) covers 1/2 models without shims" in rec.lines
+    assert "- new (5.24.0) covers 1/2 models without shims; runs b with different outputs" in rec.lines
+    assert [item["different_outputs"] for item in rec.per_env] == [[], [], ["b"]]
     assert any("runs, different outputs in new; not counted as running it" in line for line in rec.lines)
 
 
