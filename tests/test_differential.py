@@ -127,3 +127,10 @@ def test_a_release_that_broke_another_way_is_no_baseline():
     assert differential.from_window(report["windows"][1], None) is None
     report["windows"][1]["recorded"]["last_good"]["status"] = "pass"
     assert differential.from_window(report["windows"][1], None) is not None
+
+
+def test_a_side_is_read_from_a_recorded_cell():
+    record = recorded("config-value", "5.0.0")
+    cell = make_cell("tf-5.0.0", "config-value", Status.FAIL, phase="load", facts={"recorder": record["recorder"]})
+    side = differential.side_of(cell, "5.0.0")
+    assert side == {"release": "5.0.0", "status": "fail", "recorder": record["recorder"]}

@@ -31,8 +31,14 @@ from typing import Any
 
 from matrix.diagnosis import describe
 from matrix.diagnosis.finding import Diagnosis
+from probes.record import CellResult
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)\n(?P<text>[^\n]*)')
+
+
+def side_of(cell: CellResult, release: str) -> dict[str, Any]:
+    """One side of a window's `recorded`, from a cell probed with the recorder on."""
+    return {"release": release, "status": cell.status.value, "recorder": (cell.facts or {}).get("recorder")}
 
 
 def from_window(window: dict[str, Any], error: dict[str, Any] | None) -> Diagnosis | None:
