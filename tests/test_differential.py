@@ -134,3 +134,11 @@ def test_a_side_is_read_from_a_recorded_cell():
     cell = make_cell("tf-5.0.0", "config-value", Status.FAIL, phase="load", facts={"recorder": record["recorder"]})
     side = differential.side_of(cell, "5.0.0")
     assert side == {"release": "5.0.0", "status": "fail", "recorder": record["recorder"]}
+
+
+def test_an_older_baseline_compares_but_is_neither_exact_nor_sure():
+    report = window_report("custom-load", "4.57.6", "5.0.0", None)
+    found = differential.from_window(report["windows"][1], None, before="4.57.6")
+    assert found.exact and found.confidence == "high"
+    found = differential.from_window(report["windows"][1], None, before="4.99.0")
+    assert not found.exact and found.confidence == "medium"

@@ -71,7 +71,7 @@ def diagnose(
         explained = explain(cell, matrix, table, found, shelf, sources.releases if sources else ())
         window = _window_starting(found, (bisects or {}).get(cell.model), cell.variant)
         if window is not None and (explained is None or explained.source in _SAY_WHERE):
-            explained = differential.from_window(window, cell.error) or explained
+            explained = differential.from_window(window, cell.error, found.before if found else None) or explained
         if explained is None:
             continue
         if found is not None:
@@ -108,7 +108,7 @@ def _diagnose_windows(
             before = windows[index - 1]["to"] if index else None
             exact = bool(window.get("exact_from")) and before is not None
             if not error.get("type"):  # outputs that changed: only the recorded releases can say why
-                changed = differential.from_window(window, None)
+                changed = differential.from_window(window, None, before)
                 if changed is not None:
                     window["diagnosis"] = changed.to_dict()
                 continue
@@ -124,7 +124,7 @@ def _diagnose_windows(
             )
             explained = explain(cell, matrix, table, found, shelf, releases)
             if explained is None or explained.source in _SAY_WHERE:
-                explained = differential.from_window(window, cell.error) or explained
+                explained = differential.from_window(window, cell.error, before) or explained
             if explained is None:
                 continue
             if exact or not explained.introduced_in:

@@ -41,19 +41,29 @@ def side_of(cell: CellResult, release: str) -> dict[str, Any]:
     return {"release": release, "status": cell.status.value, "recorder": (cell.facts or {}).get("recorder")}
 
 
-def from_window(window: dict[str, Any], error: dict[str, Any] | None) -> Diagnosis | None:
-    """The differential diagnosis of a bisect window that carries both recorder records."""
+def from_window(window: dict[str, Any], error: dict[str, Any] | None, before: str | None = None) -> Diagnosis | None:
+    """The differential diagnosis of a bisect window that carries both recorder records.
+
+    `before`: the release just before the window; a record of an older last good release
+    (the model's reference, past a window that broke another way) still compares what
+    changed, but the edge is not exact and no change on it is sure."""
     recorded = window.get("recorded") or {}
     good, bad = recorded.get("last_good") or {}, recorded.get("first_bad") or {}
     if not (good.get("recorder") and bad.get("recorder")):
         return None
     if good.get("status", "pass") not in ("pass", "pass-with-shim"):
         return None  # the release before broke another way: its record is no baseline
-    return diagnose(good["recorder"], bad["recorder"], str(good["release"]), str(bad["release"]), error)
+    exact = before is None or str(good["release"]) == before
+    return diagnose(good["recorder"], bad["recorder"], str(good["release"]), str(bad["release"]), error, exact)
 
 
 def diagnose(
-    good: dict[str, Any], bad: dict[str, Any], last_good: str, first_bad: str, error: dict[str, Any] | None
+    good: dict[str, Any],
+    bad: dict[str, Any],
+    last_good: str,
+    first_bad: str,
+    error: dict[str, Any] | None,
+    exact: bool = True,
 ) -> Diagnosis | None:
     """The first difference between the two records that explains the failure (`error`:
     type, message, traceback of the first bad release) or, without an error or with
@@ -67,6 +77,8 @@ def diagnose(
     chosen, confidence = _choose(changes, line, frames, numeric)
     if chosen is None:
         return None
+    if not exact and confidence == "high":
+        confidence = "medium"  # releases between the two were not compared
     evidence = [describe.evidence_line(chosen, last_good, first_bad)]
     if chosen["kind"] == "tensor":
         alike = [c["name"] for c in changes if c["kind"] == "tensor" and c["flag"] == chosen["flag"]]
@@ -87,7 +99,7 @@ def diagnose(
         confidence=confidence,
         introduced_in=first_bad,
         last_good=last_good,
-        exact=True,
+        exact=exact,
         symbol=chosen["symbol"],
         evidence=evidence,
         fixes=describe.fixes(chosen, last_good, first_bad),
