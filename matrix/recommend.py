@@ -7,8 +7,8 @@ by a cell whose outputs differ from the model's reference (drift; non-finite out
 the cell already): such an env is named "runs, different outputs" (`different_outputs`),
 never counted as running the model unchanged and never the pin, whatever
 `[settings] drift_blocks` says (that setting keeps its meaning for the gate).
-Preference, in order: fewest envs, then fewest shims, then newer transformers; remaining
-ties go to env names, so the answer is deterministic. The search is exact: it finds every
+Preference: final releases (a pre-release or local build only where they cannot serve
+every model), fewest envs, fewest shims, newer transformers, then env names. The search is exact: it finds every
 smallest cover, then applies the preferences.
 
 With a release search (`[settings] search_releases`, matrix/newest.py), the newest single
@@ -160,7 +160,7 @@ def recommend(
     ways = ways_to_serve(matrix, require_budgets)
     uncovered = [model for model, found in ways.items() if not found and model not in optional]
     coverable = {model: found for model, found in ways.items() if found and model not in optional}
-    best = _search(coverable, rank) if coverable else None
+    best = _search_finals_first(coverable, rank, _not_pinnable(matrix)) if coverable else None
     if best is not None:
         extra = [_best_choice(found, best.envs, rank) for m, found in ways.items() if m in optional]
         best = Option(best.envs, best.choices + tuple(c for c in extra if c is not None))
@@ -204,6 +204,21 @@ def _newest_summary(data: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     keys = ("as_is", "with_shims", "range", "models", "not_bisected", "excluded", "builds", "probes", "cached", "bound")
     return {key: data.get(key) for key in (*keys, "limit", "limited", "wall_s")}
+
+
+def _not_pinnable(matrix: Matrix) -> frozenset[str]:
+    """Envs on a pre-release or a local build (`+path.`/`+vcs.`): they say what the upcoming
+    release or a fix branch breaks, but no team pins them."""
+    versions = {env.name: env.version for env in matrix.envs if env.version is not None}
+    return frozenset(name for name, v in versions.items() if v.is_prerelease or v.local is not None)
+
+
+def _search_finals_first(
+    coverable: dict[str, list[Choice]], rank: dict[str, int], others: frozenset[str]
+) -> Option | None:
+    """The best cover by final-release envs when they serve every coverable model, else by all."""
+    finals = {model: [c for c in found if c.env not in others] for model, found in coverable.items()}
+    return _search(finals if others and all(finals.values()) else coverable, rank)
 
 
 def _best_choice(found: list[Choice], envs: tuple[str, ...], rank: dict[str, int]) -> Choice | None:

@@ -275,7 +275,7 @@ def test_matrix_json_carries_the_release_line_and_the_upcoming_breaks(tmp_path):
     assert problems(broken), "the schema checks the release line's stretches"
 
 
-def test_a_pin_on_a_pre_release_says_so(tmp_path):
+def test_a_final_release_is_pinned_before_a_pre_release_and_a_pre_release_pin_says_so(tmp_path):
     run = glm_run(tmp_path, upcoming="5.0.0rc0")
     run.cells = [cell for cell in run.cells if not (cell.env == "tf-4.40" and cell.model == "glm")]
     run.cells = [cell for cell in run.cells if cell.env != "next" or cell.model != "glm" or cell.variant]
@@ -284,13 +284,12 @@ def test_a_pin_on_a_pre_release_says_so(tmp_path):
             cell.status, cell.diagnosis, cell.error, cell.phase = Status.PASS_WITH_SHIM, None, None, ""
     matrix = aggregate(run)
     rec = recommend(matrix)
-    title, lines = headline(matrix, rec)
-    assert rec.pin() is not None and "next" in (rec.best.envs if rec.best else ())
-    assert title == "Pin transformers==5.0.0rc0 (a pre-release)"
-    assert "That is a pre-release; of the final releases, tf-4.48 (transformers==4.48.3) runs as many." in lines
+    assert rec.best is not None and rec.best.envs == ("tf-4.48",), "the pre-release runs as many: the final wins"
+    assert headline(matrix, rec)[0] == "Pin transformers==4.48.3"
     run.cells = [cell for cell in run.cells if cell.env != "tf-4.48" or cell.model != "glm"]
     matrix = aggregate(run)
-    assert (
-        "That is a pre-release: no env of this run on a final release runs as many."
-        in headline(matrix, recommend(matrix))[1]
-    )
+    rec = recommend(matrix)
+    title, lines = headline(matrix, rec)
+    assert rec.pin() is not None and rec.best is not None and rec.best.envs == ("next",)
+    assert title == "Pin transformers==5.0.0rc0 (a pre-release)"
+    assert "That is a pre-release: no env of this run on a final release runs as many." in lines

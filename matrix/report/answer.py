@@ -58,7 +58,8 @@ def headline(matrix: Matrix, rec: Recommendation) -> tuple[str, list[str]]:
             lines.append(f"Env {env} runs {served} of the {total} models{how}: the most any env of this run does.")
         if any(column.name == env and is_upcoming(column) for column in matrix.envs):
             title += " (a pre-release)"
-            lines.append(_final_alternative(matrix, rec, served))
+            # the recommendation prefers final releases whenever they serve every model
+            lines.append("That is a pre-release: no env of this run on a final release runs as many.")
     elif rec.route():
         route = rec.route()
         title = f"No single version runs every model: use {len(route)} envs"
@@ -72,21 +73,6 @@ def headline(matrix: Matrix, rec: Recommendation) -> tuple[str, list[str]]:
         lines.append(f"No env runs: {', '.join(rec.uncovered)}.")
     lines += upcoming_lines(matrix)
     return title, lines
-
-
-def _final_alternative(matrix: Matrix, rec: Recommendation, served: int) -> str:
-    """For a pin on a pre-release: the newest final-release env that serves as many models, if any."""
-    upcoming = {env.name for env in matrix.envs if is_upcoming(env)}
-    finals = [
-        item
-        for item in rec.per_env
-        if item["env"] not in upcoming and len(item["plain"]) + len(item["with_shim"]) >= served
-    ]
-    if not finals:
-        return "That is a pre-release: no env of this run on a final release runs as many."
-    best = finals[-1]  # per_env is in column order, oldest first
-    pin = f"{best['env']} (transformers=={best['transformers']})"
-    return f"That is a pre-release; of the final releases, {pin} runs as many."
 
 
 @dataclass(frozen=True)
