@@ -8,10 +8,10 @@ the cell already): such an env is named "runs, different outputs" (`different_ou
 never counted as running the model unchanged and never the pin, whatever
 `[settings] drift_blocks` says (that setting keeps its meaning for the gate).
 Preference: final releases (a pre-release or local build only where they cannot serve
-every model), fewest envs, fewest shims, newer transformers, then env names. The search is exact: it finds every
-smallest cover, then applies the preferences.
+every model), fewest envs, fewest shims, newer transformers, then env names. The search
+is exact: it finds every smallest cover, then applies the preferences.
 
-With a release search (`[settings] search_releases`, matrix/newest.py), the newest single
+With a release search (`[settings] search_releases`, matrix/newest/), the newest single
 release confirmed to run every model leads, and the envs' answer follows it; each model's
 upgrade blocker comes with it (`blockers`, one table in every view).
 """
