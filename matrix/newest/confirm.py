@@ -4,16 +4,15 @@
 (`matrix.newest.search`, over the tracks of `matrix.newest.tracks`) walks the release line
 between the run's oldest and newest env from the newest down. A release where the evidence
 cannot decide a model (between a pass and a failure that no bisect mapped) is settled by a
-binary search of that gap; a release the evidence says runs everyone is *confirmed* by a
-real probe of every model on it (its base cell, or the shim variant chosen for it), and
-only a confirmed release is recommended: a pin is never inferred. A confirm that fails (or
-says nothing) is recorded and the release excluded, and the search goes on to the next
-candidate. Every probe is the bisect's `Prober` (so a cached fact is never asked twice),
-and every model's confirm on one release is one runner in that release's env
-(`matrix.bisect.batch`); on a release one of the run's envs has, the run's own cells are
-the probes. A release where a model runs with outputs other than its reference ("outputs
-differ", from its cell or a probe) is never the pin. The work is bounded by env builds:
-(breaks found) x (ceil(log2 releases) + 1) + 1, and `max_release_builds`.
+binary search of that gap; a release the evidence says runs everyone is *confirmed* by a real
+probe of every model on it (its base cell, or the shim variant chosen for it), and only a
+confirmed release is recommended: a pin is never inferred. A confirm that fails (or says
+nothing) is recorded and the release excluded, and the search goes on to the next candidate.
+Every probe is the bisect's `Prober` (so a cached fact is never asked twice), and every model's
+confirm on one release is one runner in that release's env (`matrix.bisect.batch`); on a
+release one of the run's envs has, the run's own cells are the probes. A release where a model
+runs with outputs other than its reference ("outputs differ", from its cell or a probe) is
+never the pin. Env builds are bounded: breaks x (ceil(log2 releases) + 1) + 1, max_release_builds.
 
 The record goes to `<run>/_newest.json` (the report reads it, see collect.collect_newest):
 the answers with each model's confirming probe and the confirm env's freeze (the pin
@@ -116,13 +115,8 @@ class ReleaseSearch:
         points = []
         for prober, (model, variant, release, why), outcome in zip(probers, items, outcomes, strict=True):
             said = prober.outcomes[(variant, release)]
-            point = {
-                "outcome": outcome,
-                "error": said.get("error"),
-                "source": "probe",
-                "how": said.get("source"),
-                "cell": said.get("cell"),
-            }
+            point = {"outcome": outcome, "error": said.get("error"), "source": "probe"}
+            point.update(how=said.get("source"), cell=said.get("cell"))
             self.tracks.setdefault(model, {}).setdefault(variant, newest.Track()).points[release] = point
             self.asked.append({"model": model, "variant": variant, "release": release, "why": why, **point})
             points.append(point)
@@ -167,12 +161,8 @@ class ReleaseSearch:
         for model, variant in candidate.choices.items():
             cell = cells[model]
             if cell is not None and serves(cell, *rule):
-                confirmed[model] = {
-                    "variant": variant,
-                    "status": cell.status.value,
-                    "source": "run cell",
-                    "env": cell.env,
-                }
+                status = cell.status.value
+                confirmed[model] = {"variant": variant, "status": status, "source": "run cell", "env": cell.env}
                 continue
             point = self.tracks[model][variant].points[release]
             rejected = self._judge(model, variant, point)
