@@ -195,26 +195,22 @@ def write_json_atomic(path: Path, data: Any) -> None:
     secrets are redacted first (everything this project stores goes through here), and
     non-finite floats are written as null with a `non_finite` flag (strict JSON)."""
     data = encode_non_finite(redact_data(data))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True, ensure_ascii=False, default=str, allow_nan=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_atomic(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, default=str, allow_nan=False))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file atomically (temp file + rename), with secrets redacted."""
+    """Write a text file the same way, with secrets redacted."""
+    _write_atomic(path, redact(text))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """The one atomic writer: a temp file beside `path`, synced, then renamed over it (and
+    removed, whatever happens, when the rename does not happen)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(redact(text))
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
