@@ -22,7 +22,7 @@ from matrix.report.terminal import TERMINAL_MAX_ROWS, terminal, why_cells_fail
 from matrix.report.text import md_escape, one_line
 from matrix.results.aggregate import Matrix
 from matrix.signature import UnknownGroup
-from probes.record import write_json_atomic
+from probes.record import write_json_atomic, write_text_atomic
 
 __all__ = [
     "SCHEMA",
@@ -60,17 +60,17 @@ def write_outputs(
     results.mkdir(parents=True, exist_ok=True)
     written = [results / "matrix.json", results / "COMPATIBILITY.md"]
     write_json_atomic(written[0], matrix_json(matrix, rec, generated_at, unknown))
-    written[1].write_text(markdown(matrix, rec, generated_at, unknown, since, specs), encoding="utf-8")
+    write_text_atomic(written[1], markdown(matrix, rec, generated_at, unknown, since, specs))
     picture = release_line_picture(matrix, rec)
     (results / LINE_SVG).unlink(missing_ok=True)
     if picture:
-        (results / LINE_SVG).write_text(picture, encoding="utf-8")
+        write_text_atomic(results / LINE_SVG, picture)
         written.append(results / LINE_SVG)
     pin_dir = results / "pins"
     pin_dir.mkdir(exist_ok=True)
     for old in pin_dir.glob("*.txt"):
         old.unlink()
     for name, text in pins(matrix, rec).items():
-        (pin_dir / f"{name}.txt").write_text(text, encoding="utf-8")
+        write_text_atomic(pin_dir / f"{name}.txt", text)
         written.append(pin_dir / f"{name}.txt")
     return written
