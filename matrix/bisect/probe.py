@@ -27,7 +27,7 @@ from matrix.bisect.cache import Facts, folder_fingerprint, probe_code_version, p
 from matrix.bisect.outcome import error_of, judged_outcome, outcome_of, outputs_outcome
 from matrix.config import Config, EnvSpec, ModelSpec
 from matrix.envs.plan import runner_plan
-from matrix.envs.run import ensure_pypi_model, install_env
+from matrix.envs.run import ensure_pypi_model, install_env, install_file_digests
 from matrix.first_bad import PASS, Outcome
 from matrix.judge.drift import SAME, difference
 from probes.record import CellResult, cell_stem, write_json_atomic
@@ -60,6 +60,9 @@ class Prober:
         self.probes = 0  # cells really run (answers from the facts are not probes)
         self.fingerprints: dict[tuple[str, str], Any] = {}  # (variant, release) -> the outputs it gave
         self.repeats: dict[tuple[str, str], dict[str, Any]] = {}  # reruns of cells whose outputs changed
+        # (variant, release) -> the recorded side of an exact window's edge (differential.side_of)
+        self.records: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self.record_probes, self.record_seconds = 0, 0.0  # diagnosis probes really run, and their time
         self._model_fingerprint: str | None = None
 
     def spec(self, version: str) -> EnvSpec:
@@ -70,27 +73,27 @@ class Prober:
         """The outcome of `variant` in `version`: a stored fact, else a probe (then stored)."""
         return answer_many([(self, version, variant)])[0]
 
-    def pending(self, version: str, variant: str, repeat: int = 0) -> Pending:
+    def pending(self, version: str, variant: str, repeat: int = 0, record: bool = False) -> Pending:
         """A question, with its stored answer when the facts have one (`repeat` N: the Nth rerun
-        of the same cell, a question of its own, to tell a changed output from a noisy one)."""
+        of the same cell, a question of its own, to tell a changed output from a noisy one;
+        `record`: the cell with the recorder on, what a differential diagnosis diffs)."""
         spec = self.spec(version)
-        inputs = self.inputs(spec, variant)
-        if inputs and repeat:
-            inputs = {**inputs, "repeat": repeat}
+        inputs = _keyed(self.inputs(spec, variant), repeat, record)
         fact = self.facts.get(Facts.key(inputs)) if inputs else None
-        return Pending(self, version, variant, spec, inputs, time.perf_counter(), fact, repeat=repeat)
+        return Pending(self, version, variant, spec, inputs, time.perf_counter(), fact, repeat=repeat, record=record)
 
     def settle(self, ask: Pending) -> Outcome:
         """Store a probed answer as a fact, record what it said, print a line for a probe."""
         fact = ask.fact or {}
         if ask.source == "probed":
             self.probes += 1
-            inputs = ask.inputs or self.inputs(ask.spec, ask.variant)  # a fixture exists once an env has built it
-            if inputs and ask.repeat:
-                inputs = {**inputs, "repeat": ask.repeat}
+            # a fixture exists once an env has built it
+            inputs = ask.inputs or _keyed(self.inputs(ask.spec, ask.variant), ask.repeat, ask.record)
             if inputs:
                 self.facts.put(Facts.key(inputs), inputs, fact)
         seconds = round(time.perf_counter() - ask.started, 1)
+        if ask.record:
+            return self._settle_record(ask, fact, seconds)
         if ask.repeat:
             return self._settle_repeat(ask, fact)
         self.fingerprints[(ask.variant, ask.release)] = fact.get("fingerprint")
@@ -128,6 +131,17 @@ class Prober:
             print(f"[bisect {cell_stem(self.model.name, ask.variant)}] {ask.release} rerun: {words}", flush=True)
         return fact.get("outcome")
 
+    def _settle_record(self, ask: Pending, fact: dict[str, Any], seconds: float) -> Outcome:
+        """A diagnosis probe: keep its record (one side of a window's `recorded`)."""
+        self.records[(ask.variant, ask.release)] = fact.get("recorded")
+        if ask.source == "probed":
+            self.record_probes += 1
+            self.record_seconds += seconds
+            said = "recorded" if (fact.get("recorded") or {}).get("recorder") else "no record"
+            stem = cell_stem(self.model.name, ask.variant)
+            print(f"[bisect {stem}] {ask.release} with the recorder: {fact.get('status')}, {said} [{seconds} s]", flush=True)
+        return fact.get("outcome")
+
     def inputs(self, spec: EnvSpec, variant: str) -> dict[str, Any] | None:
         """Everything the answer depends on; None when the model's files cannot be fingerprinted yet."""
         model = self.model_fingerprint()
@@ -137,7 +151,7 @@ class Prober:
         plan = runner_plan(sub, spec.name, self.cells, {self.model.name: ""})
         cell = next(c for c in plan["cells"] if c["variant"] == variant)
         asked = {k: v for k, v in cell.items() if k not in ("location", "warm")}
-        return {
+        inputs = {
             "model": model,
             "probes": probe_code_version(),
             "release": spec.transformers.removeprefix("=="),
@@ -146,6 +160,8 @@ class Prober:
             "python": python_of(spec.python),
             "asked": asked,
         }
+        files = install_file_digests(spec)  # requirement/constraint files: their contents count
+        return {**inputs, "files": files} if files else inputs
 
     def model_fingerprint(self) -> str | None:
         """A hash of the model's files (a hub model: its id at a pinned commit; else not cacheable)."""
@@ -188,3 +204,10 @@ class Prober:
             return None, True, f"env could not be built (uv exit code {done.returncode}): {done.output}"
         write_json_atomic(marker, wanted)  # written last: only a complete env is ever reused
         return python, True, ""
+
+
+def _keyed(inputs: dict[str, Any] | None, repeat: int, record: bool) -> dict[str, Any] | None:
+    """A question's fact key: a rerun and a recorded run are facts of their own."""
+    if not inputs:
+        return inputs
+    return {**inputs, **({"repeat": repeat} if repeat else {}), **({"record": True} if record else {})}

@@ -155,7 +155,7 @@ def _install(python: Path, env: EnvSpec) -> proc.Completed:
     venv = python.parent.parent
     marker = venv / ENV_MARKER
     wanted = json.dumps(
-        {"requirements": env.install_args(), "files": _file_digests(env), "installer": proc.installer_env()},
+        {"requirements": env.install_args(), "files": install_file_digests(env), "installer": proc.installer_env()},
         sort_keys=True,
     )
     if not (marker.is_file() and marker.read_text(encoding="utf-8") == wanted):
@@ -206,7 +206,7 @@ def _cache() -> Path:
     return Path(os.environ.get("MATRIX_CACHE", Path.home() / ".cache" / "transformers-matrix"))
 
 
-def _file_digests(env: EnvSpec) -> dict[str, str]:
+def install_file_digests(env: EnvSpec) -> dict[str, str]:
     """sha256 of the files the install reads (requirement and constraint files, a wheel), so
     a changed file rebuilds the venv; a missing one is recorded as such (uv will say why)."""
     files = [*env.requirement_files, *env.constraint_files]
