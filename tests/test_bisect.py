@@ -300,7 +300,9 @@ def fake_envs(monkeypatch):
     monkeypatch.setattr(Prober, "ensure_env", ensure_env)
     monkeypatch.setattr(
         "matrix.bisect.batch.run_cells",
-        lambda spec, python, pairs, gpu=None: [run_cell(prober, spec, variant, python) for prober, variant in pairs],
+        lambda spec, python, pairs, gpu=None, record=(): [
+            run_cell(prober, spec, variant, python) for prober, variant in pairs
+        ],
     )
     return table, asked
 
@@ -322,8 +324,10 @@ def test_driver_writes_the_report(tmp_path, write_config, fake_envs):
     assert report["bound"] == {"range": "transformers>=4.40,<4.42", "pin": "transformers==4.41.2"}
     # The bad end is probed for its signature (given on the command line, it has no cell); the
     # good end is taken as given. One transition: ceil(log2(33)) + 1, plus that end and the skip.
-    assert report["candidates"] == 32 and report["probes"] == len(asked) == 7 <= report["max_probes"] == 9
-    assert asked[0] == "4.50.3" and "4.40.2" not in asked
+    # Then the exact window's two edges once more, with the recorder on (diagnosis probes).
+    assert report["candidates"] == 32 and report["probes"] - 2 == len(asked) - 2 == 7 <= report["max_probes"] == 9
+    assert report["record_probes"] == 2 and asked[-2:] == ["4.41.2", "4.42.0"]
+    assert asked[0] == "4.50.3" and "4.40.2" not in asked[:-2]
     assert [(w["from"], w["to"], w["outcome"]) for w in report["windows"]] == [
         ("4.40.2", "4.41.2", "pass"),
         ("4.42.0", "4.50.3", "fail"),

@@ -208,7 +208,7 @@ def slow_envs(monkeypatch):
     def ensure_env(self, spec):
         return Path("/nonexistent/python"), True, ""
 
-    def run_cells(spec, python, pairs, gpu=None):
+    def run_cells(spec, python, pairs, gpu=None, record=()):
         with lock:
             state["now"] += 1
             state["most"] = max(state["most"], state["now"])
@@ -278,7 +278,7 @@ def test_a_parallel_bisect_writes_the_cells_and_facts_of_a_serial_one(tmp_path, 
     assert slow_envs["most"] > 1, "releases were probed side by side"
     assert slow_envs["runners"] == serial_runners, "the same rounds, one runner per release each"
 
-    timing = ("wall_s", "seconds", "started_at", "duration_s", "stored_at", "folder")
+    timing = ("wall_s", "seconds", "record_seconds", "started_at", "duration_s", "stored_at", "folder")
     for name in ("one", "two"):
         a, b = serial[name], parallel[name]
         assert isinstance(a, dict) and isinstance(b, dict)

@@ -294,7 +294,9 @@ def fake_runner(monkeypatch):
     monkeypatch.setattr(Prober, "ensure_env", ensure_env)
     monkeypatch.setattr(
         "matrix.bisect.batch.run_cells",
-        lambda spec, python, pairs, gpu=None: [run_cell(prober, spec, variant, python) for prober, variant in pairs],
+        lambda spec, python, pairs, gpu=None, record=(): [
+            run_cell(prober, spec, variant, python) for prober, variant in pairs
+        ],
     )
     return table, ran
 
@@ -392,7 +394,13 @@ def test_a_warm_rerun_makes_no_probe_and_the_report_belongs_to_its_run(tmp_path,
     assert report["bound"] == {"range": "transformers>=4.40,<4.44", "pin": "transformers==4.43.4"}
     assert [w["from"] for w in report["variants"]["extract-past"]] == ["4.40.2", "4.49.0", "4.50.3"]
     assert report["first_bad_error"]["message"] == "broken since 4.44" and report["bad_error"]["message"] == "m"
-    assert report["probes"] == len(ran) == report["answers"] <= report["max_probes"]
+    # Both edges of each exact window after a passing one (base 4.43.4/4.44.0, the shim's
+    # 4.48.x/4.49.0), once more with the recorder on; the window after a failure gets none.
+    assert report["probes"] == len(ran) == report["answers"] + report["record_probes"]
+    assert report["answers"] <= report["max_probes"] and report["record_probes"] == 4
+    assert ran[-4:] == [("4.43.4", ""), ("4.44.0", ""), ("4.48.3", "extract-past"), ("4.49.0", "extract-past")]
+    assert report["windows"][1]["recorded"]["last_good"]["release"] == "4.43.4"
+    assert "recorded" not in report["windows"][2] and "recorded" not in report["windows"][0]
     assert report["run"] == run.name and json.loads(bisect_file(run, "local").read_text()) == report
     assert not (results / "bisect" / "local.json").exists()
     assert collect_bisects(run) == {"local": report}
@@ -400,6 +408,7 @@ def test_a_warm_rerun_makes_no_probe_and_the_report_belongs_to_its_run(tmp_path,
     warm = _run_with(tmp_path, cells, "20260102T000000Z-0002")
     again = bisect(config, "local", results=results, cache=cache, releases=releases, run_dir=warm)
     assert (again["probes"], again["env_builds"], again["cached"]) == (0, 0, report["answers"])
+    assert again["record_probes"] == 0 and again["windows"][1]["recorded"] == report["windows"][1]["recorded"]
     assert again["windows"] == report["windows"] and again["variants"] == report["variants"]
     assert collect_bisects(warm)["local"]["run"] == warm.name
     # A report of another run copied in is not this run's: never shown.
@@ -421,7 +430,7 @@ def test_outputs_that_change_are_a_window_of_their_own(tmp_path, local_model, mo
             return [1, 2, 3, 4]
         return [1, 2, 9, 9 + len(ran)] if noisy else [1, 2, 9, 9]
 
-    def run_cells(spec, python, pairs, gpu=None):
+    def run_cells(spec, python, pairs, gpu=None, record=()):
         version = spec.transformers.removeprefix("==")
         ran.append(version)
         found = []

@@ -29,6 +29,7 @@ from typing import Any
 from matrix import proc
 from matrix.bisect.outcome import error_of, outcome_of
 from matrix.config import EnvSpec
+from matrix.diagnosis import differential
 from matrix.envs.gpus import visible_gpus
 from matrix.envs.plan import PLAN_FILE, runner_plan
 from matrix.envs.run import model_locations, probe_env_vars
@@ -50,9 +51,11 @@ class Pending:
     fact: dict[str, Any] | None = None
     source: str = "cached"
     repeat: int = 0
+    record: bool = False  # a diagnosis probe: the cell runs with the recorder on (probes/recorder.py)
 
 
 Ran = tuple[Status, CellResult | None, str]  # (status, the cell when the runner wrote one, why not)
+RECORDED_DIR = "recorded"  # <release>/recorded/: the cells a diagnosis probe ran with the recorder on
 BATCH_DIR = ".batch"  # results/bisect/.batch/<env>: where one runner writes, before each cell moves to its model
 
 
@@ -62,15 +65,23 @@ def default_jobs(gpus: int = 0) -> int:
 
 
 def answer_many(questions: Sequence[tuple[Any, ...]], jobs: int = 1) -> list[Outcome]:
-    """The outcome of each (prober, release, variant[, repeat]): a stored fact, else one probe per release."""
+    """The outcome of each (prober, release, variant[, repeat[, record]]): a stored fact, else
+    one probe per release (a second question of the same cell in one release, a rerun or a
+    recorded run, goes to a runner of its own: one runner writes one file per cell)."""
     pending = [question[0].pending(*question[1:]) for question in questions]
-    groups: dict[str, list[Pending]] = {}
-    seen: dict[tuple[int, str, str, int], Pending] = {}
+    groups: dict[tuple[str, int], list[Pending]] = {}
+    seen: dict[tuple[int, str, str, int, bool], Pending] = {}
     for ask in pending:
-        key = (id(ask.prober), ask.release, ask.variant, ask.repeat)
+        key = (id(ask.prober), ask.release, ask.variant, ask.repeat, ask.record)
         if ask.fact is None and key not in seen:
             seen[key] = ask
-            groups.setdefault(ask.spec.name, []).append(ask)
+            slot = 0
+            while any(
+                (id(o.prober), o.variant) == (id(ask.prober), ask.variant)
+                for o in groups.get((ask.spec.name, slot), [])
+            ):
+                slot += 1
+            groups.setdefault((ask.spec.name, slot), []).append(ask)
     batches = list(groups.values())
     devices = Devices(visible_gpus())
     if jobs > 1 and len(batches) > 1:
@@ -86,7 +97,7 @@ def answer_many(questions: Sequence[tuple[Any, ...]], jobs: int = 1) -> list[Out
     outcomes = []
     for ask in pending:
         if ask.fact is None:  # the same question twice: the first one's answer
-            twin = seen[(id(ask.prober), ask.release, ask.variant, ask.repeat)]
+            twin = seen[(id(ask.prober), ask.release, ask.variant, ask.repeat, ask.record)]
             ask.fact, ask.source = twin.fact, "cached"
         outcomes.append(ask.prober.settle(ask))
     return outcomes
@@ -129,7 +140,7 @@ def probe_group(asks: list[Pending], devices: Devices | None = None) -> tuple[li
         failed: list[Ran] = [(Status.ENV_FAILED, None, reason)] * len(pairs)
         if python:
             with (devices or Devices([])).one() as gpu:
-                ran = run_cells(first.spec, python, pairs, gpu=gpu)
+                ran = run_cells(first.spec, python, pairs, gpu=gpu, record=[asks[i].record for i in indexes])
         else:
             ran = failed
         for i, (status, cell, why) in zip(indexes, ran, strict=True):
@@ -140,7 +151,9 @@ def probe_group(asks: list[Pending], devices: Devices | None = None) -> tuple[li
 def fact_of(ask: Pending, status: Status, cell: CellResult | None, reason: str, built: bool) -> dict[str, Any]:
     """The answer to store, in the facts' format (unchanged: an older cache stays readable)."""
     prober, name = ask.prober, ask.spec.name
-    cell_file = Path("bisect", prober.model.name, name, f"{cell_stem(prober.model.name, ask.variant)}.json")
+    folder = Path("bisect", prober.model.name, name, *([RECORDED_DIR] if ask.record else []))
+    cell_file = folder / f"{cell_stem(prober.model.name, ask.variant)}.json"
+    recorded = {"recorded": differential.side_of(cell, ask.release) if cell else None} if ask.record else {}
     return {
         "outcome": outcome_of(cell) if cell else None,
         "status": status.value,
@@ -150,11 +163,22 @@ def fact_of(ask: Pending, status: Status, cell: CellResult | None, reason: str, 
         "env": "built" if built else "reused",
         # What its outputs were, so a cached answer is compared with the reference too:
         "fingerprint": cell.fingerprint if cell and cell.status.passed else None,
+        # A diagnosis probe's record: what the model's code saw, the status it ended in.
+        **recorded,
     }
 
 
-def run_cells(spec: EnvSpec, python: Path, pairs: list[tuple[Any, str]], gpu: str | None = None) -> list[Ran]:
-    """Every (model, variant) cell in the env, through one runner the matrix uses (on `gpu`, if given)."""
+def run_cells(
+    spec: EnvSpec,
+    python: Path,
+    pairs: list[tuple[Any, str]],
+    gpu: str | None = None,
+    record: Sequence[bool] = (),
+) -> list[Ran]:
+    """Every (model, variant) cell in the env, through one runner the matrix uses (on `gpu`,
+    if given); a cell whose `record` flag is set runs with the recorder (`probes/cell.py`
+    reads the plan cell's `record` key) and its files go to the release's `recorded/`."""
+    flags = list(record) or [False] * len(pairs)
     probers: dict[str, Any] = {}
     for prober, _ in pairs:
         probers.setdefault(prober.model.name, prober)
@@ -169,7 +193,9 @@ def run_cells(spec: EnvSpec, python: Path, pairs: list[tuple[Any, str]], gpu: st
     plan = runner_plan(sub, spec.name, batch, locations)
     wanted = [(prober.model.name, variant) for prober, variant in pairs]
     by_key = {(c["model"], c["variant"]): c for c in plan["cells"]}
-    plan["cells"] = [by_key[key] for key in wanted]
+    plan["cells"] = [
+        dict(by_key[key], record=True) if on else by_key[key] for key, on in zip(wanted, flags, strict=True)
+    ]
     shutil.rmtree(env_dir, ignore_errors=True)  # a stale verdict must never be read back
     write_json_atomic(env_dir / PLAN_FILE, plan)
     timeout = sum(float(c["timeout"]) for c in plan["cells"]) + 600
@@ -180,9 +206,9 @@ def run_cells(spec: EnvSpec, python: Path, pairs: list[tuple[Any, str]], gpu: st
     seconds = round(time.perf_counter() - started, 1)
     print(f"[bisect] {spec.name}: {len(pairs)} cell(s) in one runner, {seconds} s", flush=True)
     ran: list[Ran] = []
-    for prober, variant in pairs:
+    for (prober, variant), on in zip(pairs, flags, strict=True):
         stem = cell_stem(prober.model.name, variant)
-        target = prober.cells / spec.name
+        target = prober.cells / spec.name / (RECORDED_DIR if on else "")
         target.mkdir(parents=True, exist_ok=True)
         for suffix in (".json", ".log"):
             (target / f"{stem}{suffix}").unlink(missing_ok=True)

@@ -62,7 +62,8 @@ class Prober:
         self.repeats: dict[tuple[str, str], dict[str, Any]] = {}  # reruns of cells whose outputs changed
         # (variant, release) -> the recorded side of an exact window's edge (differential.side_of)
         self.records: dict[tuple[str, str], dict[str, Any] | None] = {}
-        self.record_probes, self.record_seconds = 0, 0.0  # diagnosis probes really run, and their time
+        self.record_probes = 0  # diagnosis probes really run (answers from the facts are not)
+        self.record_seconds = 0.0  # the wall time of the round they ran in (rounds.run_rounds)
         self._model_fingerprint: str | None = None
 
     def spec(self, version: str) -> EnvSpec:
@@ -136,10 +137,12 @@ class Prober:
         self.records[(ask.variant, ask.release)] = fact.get("recorded")
         if ask.source == "probed":
             self.record_probes += 1
-            self.record_seconds += seconds
             said = "recorded" if (fact.get("recorded") or {}).get("recorder") else "no record"
             stem = cell_stem(self.model.name, ask.variant)
-            print(f"[bisect {stem}] {ask.release} with the recorder: {fact.get('status')}, {said} [{seconds} s]", flush=True)
+            print(
+                f"[bisect {stem}] {ask.release} with the recorder: {fact.get('status')}, {said} [{seconds} s]",
+                flush=True,
+            )
         return fact.get("outcome")
 
     def inputs(self, spec: EnvSpec, variant: str) -> dict[str, Any] | None:

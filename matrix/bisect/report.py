@@ -140,13 +140,19 @@ def report_json(
         "first_bad_error": first["error"] if first else None,
         "bound": bound,
         "bad_error": details("")(bad).get("error"),
-        "windows": _reruns(windows_json(base, details("")), prober, ""),
+        "windows": _recorded(_reruns(windows_json(base, details("")), prober, ""), prober, ""),
         "breaks": breaks,
-        "variants": {v: _reruns(windows_json(s, details(v)), prober, v) for v, s in searches.items() if v},
+        "variants": {
+            v: _recorded(_reruns(windows_json(s, details(v)), prober, v), prober, v) for v, s in searches.items() if v
+        },
         "candidates": candidates,
         "range": [base.line[0], base.line[-1]],
         "max_probes": sum(s.max_probes for s in searches.values()),
         "probes": prober.probes,
+        # Of those, the diagnosis probes (both edges of each exact window, recorder on) and
+        # the wall time of the round they ran in (shared with any reruns of that round):
+        "record_probes": prober.record_probes,
+        "record_seconds": prober.record_seconds,
         "answers": len(asked),
         "cached": sum(1 for v, r, _ in asked if prober.outcomes[(v, r)]["source"] == "cached"),
         "env_builds": prober.builds,
@@ -175,6 +181,16 @@ def _reruns(windows: list[dict[str, Any]], prober: Prober, variant: str) -> list
         rerun = prober.repeats.get((variant, window["from"]))
         if window["outcome"] == OUTPUTS_DIFFER and rerun is not None:
             window["deterministic"] = rerun["deterministic"]
+    return windows
+
+
+def _recorded(windows: list[dict[str, Any]], prober: Prober, variant: str) -> list[dict[str, Any]]:
+    """A window after a passing one carries both edges' records when the bisect asked them
+    (`rounds.recorded_edges`): what `matrix.diagnosis.differential.from_window` diffs."""
+    for before, window in zip(windows, windows[1:], strict=False):
+        good, bad = prober.records.get((variant, before["to"])), prober.records.get((variant, window["from"]))
+        if before["outcome"] == PASS and good and bad:
+            window["recorded"] = {"last_good": good, "first_bad": bad}
     return windows
 
 

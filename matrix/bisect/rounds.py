@@ -13,11 +13,13 @@ The rounds, their questions and the order answers are recorded in do not depend 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from matrix.bisect.batch import answer_many
 from matrix.bisect.probe import Prober
-from matrix.first_bad import OUTPUTS_DIFFER, WindowSearch
+from matrix.first_bad import OUTPUTS_DIFFER, PASS, WindowSearch
 
 ALONGSIDE = "alongside"
 
@@ -42,25 +44,44 @@ def informs(search: WindowSearch, release: str) -> bool:
     return bool(below and above) and search.observed[below[-1]] != search.observed[above[0]]
 
 
+def recorded_edges(lane: Lane) -> list[str]:
+    """The releases a differential diagnosis of this lane's windows needs, each once: the last
+    good and the first bad release of every exact window whose previous window passed (a
+    baseline that ran); none for a lane with no such window."""
+    windows = lane.search.windows()
+    edges: list[str] = []
+    for before, window in zip(windows, windows[1:], strict=False):
+        if window.outcome != PASS and window.exact_from and before.outcome == PASS:
+            edges += [r for r in (before.last, window.first) if r not in edges]
+    return edges
+
+
 def run_rounds(lanes: list[Lane], jobs: int = 1) -> int:
-    """Advance every lane until none has a probe left, then rerun once the first release of
-    every 'outputs differ' window (a cell whose outputs differ between two runs is not a
-    change of release but noise); the number of rounds."""
+    """Advance every lane until none has a probe left, then one last round: rerun once the
+    first release of every 'outputs differ' window (a cell whose outputs differ between two
+    runs is not a change of release but noise), and ask both edge releases of every exact
+    window after a passing one with the recorder on (`recorded_edges`); the number of rounds."""
     rounds = 0
     while True:
         asks: list[tuple[Lane, str, str]] = []
         for lane in lanes:
             asks += [(lane, release, why) for release, why in lane.search.next_probes()]
         if not asks:
-            reruns = [
+            last: list[tuple[Any, ...]] = [
                 (lane.prober, window.first, lane.variant, 1)
                 for lane in lanes
                 for window in lane.search.windows()
                 if window.outcome.startswith(OUTPUTS_DIFFER)
             ]
-            if reruns:
-                answer_many(reruns, jobs)
+            last += [
+                (lane.prober, release, lane.variant, 0, True) for lane in lanes for release in recorded_edges(lane)
+            ]
+            if last:
+                started = time.perf_counter()
+                answer_many(last, jobs)
                 rounds += 1
+                for prober in {id(q[0]): q[0] for q in last if len(q) > 4 and q[0].record_probes}.values():
+                    prober.record_seconds = round(time.perf_counter() - started, 1)
             return rounds
         asked = {(id(lane.prober), lane.variant, release) for lane, release, _ in asks}
         for lane, release, _ in list(asks):
