@@ -18,6 +18,7 @@ from matrix.bisect import Prober, bisect
 from matrix.diagnosis import differential
 from probes.status import Status
 from tests.helpers import make_cell
+from tests.test_corpus import corpus_models  # noqa: F401  (a fixture)
 from tests.test_windows import TF, _run_with, local_model  # noqa: F401  (local_model: a fixture)
 
 RECORDED = Path(__file__).parent / "corpus" / "recorded"
@@ -95,3 +96,54 @@ def test_the_edges_of_exact_windows_are_recorded_once_and_cached(tmp_path, local
     )  # fmt: skip
     assert ran == [] and (warm["probes"], warm["record_probes"]) == (0, 0), "a warm rerun asks nothing"
     assert warm["windows"][1]["recorded"] == sides
+
+
+@pytest.mark.e2e
+def test_a_real_bisect_records_the_edges_and_the_diagnosis_names_the_changed_argument(
+    tmp_path,
+    corpus_models,  # noqa: F811
+    fixture_cache,
+):
+    """cache-object over 4.53.3..4.54.0 (EXPECTED.toml's exact window) in real envs: the window
+    carries both records, and the diagnosis of it comes from their diff, naming the argument.
+    The envs are the shared cache's (linked in); the facts start empty, so this is a cold bisect."""
+    from matrix.config import load
+    from matrix.diagnosis import diagnose
+    from tests.test_corpus import config_text
+    from tests.test_differential import matrix_of
+
+    cache = tmp_path / "cache"
+    (cache / "bisect").mkdir(parents=True)
+    (cache / "sources").symlink_to(fixture_cache / "sources", target_is_directory=True)
+    for version in ("4.53.3", "4.54.0"):
+        shared = fixture_cache / "bisect" / f"tf-{version}"
+        if shared.is_dir():
+            (cache / "bisect" / f"tf-{version}").symlink_to(shared, target_is_directory=True)
+    path = tmp_path / "matrix.toml"
+    path.write_text(config_text("4.53.3", {"cache-object": corpus_models["cache-object"]}), encoding="utf-8")
+    config, releases = load(path), [Version("4.53.3"), Version("4.54.0")]
+    ends = {"good": "4.53.3", "bad": "4.54.0", "releases": releases}
+    report = bisect(config, "cache-object", results=tmp_path / "results", cache=cache, **ends)
+    print(
+        f"cold: {report['probes']} probes, of them {report['record_probes']} recorded in {report['record_seconds']} s"
+    )
+    windows = report["windows"]
+    assert [(w["from"], w["outcome"]) for w in windows] == [("4.53.3", "pass"), ("4.54.0", "fail")]
+    assert report["record_probes"] == 2
+    sides = windows[1]["recorded"]
+    assert (sides["last_good"]["release"], sides["last_good"]["status"]) == ("4.53.3", "pass")
+    assert (sides["first_bad"]["release"], sides["first_bad"]["status"]) == ("4.54.0", "fail")
+    assert sides["last_good"]["recorder"] and sides["first_bad"]["recorder"]
+    recorded_cell = tmp_path / "results" / "bisect" / "cache-object" / "tf-4.54.0" / "recorded" / "cache-object.json"
+    assert "recorder" in json.loads(recorded_cell.read_text(encoding="utf-8"))["facts"]
+
+    matrix = matrix_of([make_cell("old", "cache-object", Status.PASS)], {"old": "4.41.2"})
+    diagnose(matrix, [], {"cache-object": report})
+    found = windows[1]["diagnosis"]
+    assert found["source"] == "differential" and found["introduced_in"] == "4.54.0" and found["exact"]
+    assert found["id"] == "changed argument: QuillForCausalLM.prepare_inputs_for_generation(past_key_values)"
+    assert "DynamicCache" in found["cause"] and "None" in found["cause"]
+
+    again = bisect(config, "cache-object", results=tmp_path / "results", cache=cache, **ends)
+    assert (again["probes"], again["record_probes"]) == (0, 0), "a warm rerun asks nothing"
+    assert again["windows"][1]["recorded"] == sides
