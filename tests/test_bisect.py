@@ -409,7 +409,16 @@ def test_real_bisect_finds_every_window_of_chatglm_legacy(tmp_path, fixture_cach
         ("4.40.2", "4.50.3", "pass")
     ]
     assert report["candidates"] == 32
-    assert report["env_builds"] <= report["probes"] <= report["answers"] <= report["max_probes"]
+    searched = report["probes"] - report["record_probes"]  # the recorded edges come on top
+    assert report["env_builds"] <= report["probes"] and searched <= report["answers"] <= report["max_probes"]
+    # Only the first break follows a window that passed: its two edges, recorded (in a cold
+    # cache two more probes; the later breaks follow failures, no baseline that ran).
+    assert [bool(w.get("recorded")) for w in report["windows"]] == [False, True, False, False]
+    assert report["record_probes"] in (0, 2)
+    assert (
+        report["windows"][1]["recorded"]["last_good"]["release"],
+        report["windows"][1]["recorded"]["first_bad"]["release"],
+    ) == ("4.41.2", "4.42.0")
     # The sources point at every edge (the model's code calls `_extract_past_from_model_output`,
     # whose body, signature and presence change at 4.42.0, 4.44.0 and 4.49.0), and at two that
     # do not break it (4.41.0, 4.45.0): both sides of each in one round, then the patch lines.
@@ -418,7 +427,7 @@ def test_real_bisect_finds_every_window_of_chatglm_legacy(tmp_path, fixture_cach
     }
     assert [e["pointed"] for e in report["edges"]["chatglm-legacy"]] == [True, True, True]
     assert sum(e["probes"] for e in report["edges"]["chatglm-legacy"]) <= 11
-    assert report["probes"] <= 13
+    assert searched <= 13
     by_version = {o["version"]: o for o in report["outcomes"] if o["variant"] == ""}
     assert by_version["4.42.0"]["status"] == "fail" and by_version["4.41.2"]["status"] == "pass"
     if by_version["4.42.0"]["source"] == "probed":
@@ -427,3 +436,4 @@ def test_real_bisect_finds_every_window_of_chatglm_legacy(tmp_path, fixture_cach
     assert (tmp_path / "bisect" / "chatglm-legacy.json").is_file()
     again = bisect(config, "chatglm-legacy", results=tmp_path, cache=fixture_cache, good="4.40.2", bad="4.50.3")
     assert (again["probes"], again["env_builds"]) == (0, 0) and again["windows"] == report["windows"]
+    assert again["record_probes"] == 0
