@@ -433,6 +433,8 @@ def test_outputs_that_change_are_a_window_of_their_own(tmp_path, local_model, mo
     def run_cells(spec, python, pairs, gpu=None, record=()):
         version = spec.transformers.removeprefix("==")
         ran.append(version)
+        assert len({(p.model.name, v) for p, v in pairs}) == len(pairs), "one file per cell in a runner"
+        assert not record or len(record) == len(pairs)
         found = []
         for prober, variant in pairs:
             cell = make_cell(spec.name, prober.model.name, Status.PASS, variant=variant)
@@ -457,6 +459,10 @@ def test_outputs_that_change_are_a_window_of_their_own(tmp_path, local_model, mo
     assert report["windows"][1]["signature"] == "outputs differ: generated tokens" and report["exact"]
     assert report["bound"] == {"range": "transformers>=4.40,<4.45", "pin": "transformers==4.44.2"}
     assert [w["outcome"] for w in report["variants"]["extract-past"]] == ["pass", "outputs differ"]
+    # The last round reruns 4.45.0 and records 4.44.2 and 4.45.0 (both lanes): the rerun and the
+    # recorded run of the same cell go to two runners of 4.45.0, side by side in that round.
+    assert report["record_probes"] == 4 and report["windows"][1]["recorded"]["first_bad"]["release"] == "4.45.0"
+    assert sorted(ran[-3:]) == ["4.44.2", "4.45.0", "4.45.0"]
     probed = len(ran)
     warm = bisect(config, "local", results=results, cache=cache, releases=releases, run_dir=run)
     assert len(ran) == probed and warm["probes"] == 0, "the fact keeps the outputs: judged again, not probed"

@@ -7,6 +7,11 @@ release one variant asks is also asked of the model's other variants whose searc
 would inform (it lies inside one of their differing gaps): one more forked cell in a
 process that runs anyway, where it would otherwise be a process of its own in a later round.
 
+When no search has a probe left, one last round asks the diagnosis probes: both edge
+releases of every exact window that follows a passing one, with the recorder on (a fact of
+its own, `{"record": True}` in its key), what `matrix.diagnosis.differential` diffs; the
+reruns of 'outputs differ' windows share that round. A model with no such window pays nothing.
+
 The rounds, their questions and the order answers are recorded in do not depend on
 `jobs`, so the windows, cells and facts are those of a serial run.
 """
