@@ -25,7 +25,7 @@ torch = "==2.13.0"
 
 [models.m]
 fixture = "qwen2-tiny"
-task = "generate"
+task = "causal-lm"
 """
 
 
