@@ -52,7 +52,7 @@ torch = "==2.13.0"
 """
 
 # Two envs, one model: the smallest matrix that still has shards to merge and sessions to
-# run side by side (tests/test_parallel.py, test_merge.py, test_workflow.py).
+# run side by side (tests/envs/test_parallel.py, test_merge.py, test_workflow.py).
 TWO_ENVS_ONE_MODEL = (
     TWO_ENVS
     + """

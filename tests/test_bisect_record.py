@@ -17,9 +17,9 @@ from packaging.version import Version
 from matrix.bisect import Prober, bisect
 from matrix.diagnosis import differential
 from probes.status import Status
+from tests.bisect.test_windows import TF, _run_with, local_model  # noqa: F401  (local_model: a fixture)
 from tests.helpers import make_cell
 from tests.test_corpus import corpus_models  # noqa: F401  (a fixture)
-from tests.test_windows import TF, _run_with, local_model  # noqa: F401  (local_model: a fixture)
 
 RECORDED = Path(__file__).parent / "corpus" / "recorded"
 

@@ -10,7 +10,7 @@ from matrix.__main__ import main
 from matrix.report.log_links import LOGS_FOLDER, LOGS_URL, log_place, logs_url
 from probes.public import host_alias
 from tests.helpers import ROOT
-from tests.test_browser import browser, visit  # noqa: F401  (the module's headless Chromium)
+from tests.report.test_browser import browser, visit  # noqa: F401  (the module's headless Chromium)
 from tests.test_published_privacy import OTHER, THIS, env_folder, failing_cell, passing_cell
 
 RUN_URL = "https://github.com/example/team/actions/runs/4242"

@@ -19,7 +19,7 @@ from matrix.results.collect import MERGE_FILE, collect
 from probes.public import host_alias
 from probes.record import write_json_atomic
 from tests.helpers import TWO_ENVS_ONE_MODEL, make_cell
-from tests.test_render import WHEN
+from tests.report.test_render import WHEN
 
 HOST_A = {"hostname": "host-a", "platform": "Linux-x86_64", "cpu_count": 2, "memory_gb": 7.8, "python": "3.11.7"}
 HOST_B = {"hostname": "host-b", "platform": "Linux-aarch64", "cpu_count": 8, "memory_gb": 31.0, "python": "3.11.9"}
@@ -257,7 +257,7 @@ def test_a_run_missing_a_whole_env_still_renders(tmp_path, capsys):
 @pytest.mark.e2e
 def test_two_real_probe_shards_merge_as_the_workflow_does(tmp_path, nox_envdir):
     """Two probe sessions, each into its own artifact folder under one run id, then the merge job."""
-    from tests.test_parallel import nox, statuses
+    from tests.envs.test_parallel import nox, statuses
 
     config = tmp_path / "small.toml"
     config.write_text(TWO_ENVS_ONE_MODEL)

@@ -7,7 +7,7 @@ import re
 from html.parser import HTMLParser
 
 from matrix.report.page import page
-from tests.test_render import MACHINE, WHEN, sample
+from tests.report.test_render import MACHINE, WHEN, sample
 
 HOSTILE = "bad | pipe <script>alert(1)</script>"
 

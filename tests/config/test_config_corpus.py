@@ -16,7 +16,7 @@ import pytest
 from matrix.config import ConfigError, load
 from tests.helpers import check_gold, nox_list
 
-BAD = Path(__file__).resolve().parent / "configs" / "bad"
+BAD = Path(__file__).resolve().parents[1] / "configs" / "bad"
 CASES = sorted(BAD.glob("*.toml"))
 NAME = re.compile(r"^\d{2,3}-[a-z0-9]+(-[a-z0-9]+)*\.toml$")  # NN- up to 99, then NNN-
 

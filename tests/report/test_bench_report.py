@@ -2,7 +2,7 @@
 
 1,000 models x 30 envs of generated cell files: reading them back (collect), then
 aggregate + judge + classify + recommend + render. Deselected in the normal test run (marker
-`bench`); run them with `python -m pytest -m bench tests/test_bench_report.py`.
+`bench`); run them with `python -m pytest -m bench tests/report/test_bench_report.py`.
 Figures, not assertions: the machine is shared.
 """
 

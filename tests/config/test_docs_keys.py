@@ -9,7 +9,7 @@ import pytest
 
 from matrix import config
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "config.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "config.md"
 
 # The heading of each table's section in docs/config.md, and the keys the loader accepts there
 # (the same tuples it names in its "unknown key (known keys: ...)" message).

@@ -1,6 +1,6 @@
 """results/index.html in a real headless Chromium (Debian's, driven by playwright).
 
-tests/test_page.py reads the page as text; this reads it as a browser builds it: the DOM,
+tests/report/test_page.py reads the page as text; this reads it as a browser builds it: the DOM,
 the script's filters and details panel, what it fetches, what it logs, and what it paints.
 Playwright's own browser download is never used (its CDN is not reachable from every box).
 """

@@ -24,7 +24,7 @@ from probes.record import (
     write_json_atomic,
 )
 from tests.helpers import ROOT, make_cell
-from tests.test_render import WHEN
+from tests.report.test_render import WHEN
 
 NAN, INF = float("nan"), float("inf")
 BLOB = re.compile(r'<script type="application/json" id="cells">(.*?)</script>', re.S)

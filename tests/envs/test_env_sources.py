@@ -2,7 +2,7 @@
 URLs, requirements and constraints files; each bad input has its own located message.
 
 No env is built here (uv is replaced where an install is asked for); the real builds are in
-tests/test_env_sources_e2e.py.
+tests/envs/test_env_sources_e2e.py.
 """
 
 from __future__ import annotations

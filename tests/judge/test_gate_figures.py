@@ -18,7 +18,7 @@ remote-code models for the plants, many times, and prints what the gate said:
 With GATE_NOISE=1 a busy loop shares the CPUs during the reruns (1.5 s on, 1 s off), the way
 another job on a shared machine does: the gate must stay quiet there too.
 
-Run: python -m pytest -m bench tests/test_gate_figures.py -s   (about 5 minutes on 2 CPUs)
+Run: python -m pytest -m bench tests/judge/test_gate_figures.py -s   (about 5 minutes on 2 CPUs)
 """
 
 from __future__ import annotations
