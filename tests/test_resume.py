@@ -44,6 +44,10 @@ def start(tmp: Path, run_id: str, *posargs: str) -> subprocess.Popen[bytes]:
         MATRIX_RESULTS=str(tmp / "results"),
         MATRIX_CACHE=str(ROOT / ".cache"),
         MATRIX_RUN_ID=run_id,
+        # One nox process for every session: nox starts `-j` children in sessions of their
+        # own, so the group's SIGKILL (everything stops at once, as at a power loss) would
+        # leave them running beside the resumed run.
+        MATRIX_JOBS="1",
     )
     args = nox_command(tmp / "nox", "-s", "matrix")
     return subprocess.Popen(
