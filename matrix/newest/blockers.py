@@ -21,6 +21,11 @@ def shim_words(choices: dict[str, str]) -> str:
     return ", ".join(f"{variant_words(variant)} for {model}" for model, variant in choices.items() if variant)
 
 
+def every_model(total: int) -> str:
+    """'all 4 models', or 'the 1 model' (a team may have one)."""
+    return "the 1 model" if total == 1 else f"all {total} models"
+
+
 def lead_lines(data: dict[str, Any]) -> list[str]:
     """The recommendation's first lines: the newest confirmed release, as is and with shims."""
     total = len(data.get("models") or [])
@@ -30,24 +35,24 @@ def lead_lines(data: dict[str, Any]) -> list[str]:
     if as_is:
         release = as_is["release"]
         lines.append(
-            f"Pin transformers=={release}: the newest release that runs all {total} models as is"
+            f"Pin transformers=={release}: the newest release that runs {every_model(total)} as is"
             f" (confirmed by a probe of each on {release})."
         )
     if shims:
         release, how = shims["release"], shim_words(shims["choices"])
         if as_is:
             lines.append(
-                f"- with shims: transformers=={release} is the newest release that runs all {total} models,"
+                f"- with shims: transformers=={release} is the newest release that runs {every_model(total)},"
                 f" with {how} (confirmed by a probe of each on {release})"
             )
         else:
             lines.append(
-                f"Pin transformers=={release}: the newest release that runs all {total} models with {how}"
+                f"Pin transformers=={release}: the newest release that runs {every_model(total)} with {how}"
                 f" (confirmed by a probe of each on {release})."
             )
     if not as_is and not shims:
         stopped = " before the search reached its end (its build limit)" if data.get("limited") else ""
-        lines.append(f"No single release from {low} to {high} runs all {total} models{stopped}.")
+        lines.append(f"No single release from {low} to {high} runs {every_model(total)}{stopped}.")
     assumed = [m for m in data.get("not_bisected") or [] if m in (data.get("models") or [])]
     if assumed:
         pinned = " and".join(f" {a['release']}" for a in (as_is, shims) if a)

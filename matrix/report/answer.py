@@ -17,7 +17,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from matrix.envs.plan import variant_words
-from matrix.newest.blockers import shim_words
+from matrix.newest.blockers import every_model, shim_words
 from matrix.recommend import Recommendation
 from matrix.report.text import hub_url
 from matrix.results.aggregate import EnvColumn, Matrix, serves
@@ -38,7 +38,7 @@ def headline(matrix: Matrix, rec: Recommendation) -> tuple[str, list[str]]:
         how = shim_words(answer.get("choices") or {})
         title = f"Pin transformers=={pin['transformers']}"
         lines.append(
-            f"The newest release that runs all {total} models {f'with {how}' if how else 'as is'},"
+            f"The newest release that runs {every_model(total)} {f'with {how}' if how else 'as is'},"
             f" confirmed by a probe of each on {pin['transformers']}."
         )
         if as_is and shimmed and shimmed["release"] != as_is["release"]:
@@ -53,7 +53,7 @@ def headline(matrix: Matrix, rec: Recommendation) -> tuple[str, list[str]]:
         served = total - len(rec.uncovered)
         how = f", with {shims}" if shims else " as is"
         if served == total:
-            lines.append(f"Env {env} runs all {total} models{how}.")
+            lines.append(f"Env {env} runs {every_model(total)}{how}.")
         else:
             lines.append(f"Env {env} runs {served} of the {total} models{how}: the most any env of this run does.")
         if any(column.name == env and is_upcoming(column) for column in matrix.envs):
