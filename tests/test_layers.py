@@ -38,6 +38,7 @@ LAYERS = (
 _PLACES: tuple[tuple[str, str], ...] = (
     ("probes/**/*.py", "probes"),
     ("matrix/__init__.py", "ground"),
+    ("matrix/config.py", "ground"),
     ("matrix/config/*.py", "ground"),
     ("matrix/team_code.py", "ground"),
     ("matrix/releases.py", "ground"),
