@@ -172,7 +172,12 @@ def jobs() -> int:
     from matrix.bisect.batch import default_jobs
 
     given = os.environ.get("MATRIX_JOBS") or CONFIG.settings.jobs
-    return int(given) if given else default_jobs(len(visible_gpus()))
+    if not given:
+        return default_jobs(len(visible_gpus()))
+    if not str(given).isdigit() or int(given) < 1:
+        print(f"error: MATRIX_JOBS={given!r}: give a whole number of jobs, 1 or more", file=sys.stderr)
+        sys.exit(exit_codes.USAGE)
+    return int(given)
 
 
 # The probe sessions side by side too: a plain `nox -s matrix` builds and probes envs up to

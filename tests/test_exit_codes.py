@@ -66,3 +66,13 @@ def test_nox_passes_the_reports_exit_code_through(tmp_path):
     refused = subprocess.run([*nox, "-l"], env=env, capture_output=True, text=True)
     assert refused.returncode == exit_codes.USAGE, refused.stdout + refused.stderr
     assert "matrix.toml" in refused.stderr
+
+
+def test_a_jobs_count_that_is_not_a_number_is_a_usage_error_naming_it():
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MATRIX_")}
+    env["MATRIX_JOBS"] = "two"
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-l"], env=env, capture_output=True, text=True
+    )
+    assert listed.returncode == exit_codes.USAGE, listed.stdout + listed.stderr
+    assert "MATRIX_JOBS='two'" in listed.stderr
