@@ -10,12 +10,15 @@ envs: nox reads the config when it loads the noxfile. A team's own noxfile is tw
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import inspect
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nox
 from nox.command import CommandFailed
@@ -28,21 +31,50 @@ from matrix.envs.run import probe_env, wheelhouse_env
 from probes.record import SAFE_PART
 
 
-def invoked_from() -> Path:
-    """The folder the user started nox in. nox changes into the noxfile's folder before it
-    loads it, so the current folder is the noxfile's; nox keeps the original as
-    `invoked_from` on the config it is loading us with (a `-j` child gets it forwarded),
-    which is read from the loader's frame. Without nox above us, the current folder."""
+def nox_config() -> Any:
+    """The config nox is loading us with, read from the loader's frame (None without nox)."""
     frame = inspect.currentframe()
     while frame is not None:
         config = frame.f_locals.get("global_config")
         if config is not None and isinstance(getattr(config, "invoked_from", None), str):
-            return Path(config.invoked_from)
+            return config
         frame = frame.f_back
-    return Path.cwd()
+    return None
+
+
+def invoked_from() -> Path:
+    """The folder the user started nox in. nox changes into the noxfile's folder before it
+    loads it, so the current folder is the noxfile's; nox keeps the original as
+    `invoked_from` on its config (a `-j` child gets it forwarded). Without nox, the current folder."""
+    config = nox_config()
+    return Path(config.invoked_from) if config is not None else Path.cwd()
+
+
+def exit_code_file() -> Path:
+    """Where the report's exit code goes for the nox process the user started. Side by side
+    (`-j`, or `jobs`), each session runs in a child nox whose failure the parent folds into
+    1; the child writes its code here (named by its parent's pid), the parent reads it last."""
+    config = nox_config()
+    owner = os.getppid() if config is not None and getattr(config, "parallel_worker", False) else os.getpid()
+    return Path(tempfile.gettempdir()) / f"transformers-matrix-exit-{owner}"
+
+
+def _exit_with_reported_code(path: Path) -> None:
+    """At the parent's exit: leave with the code a session's report wrote, when one did."""
+    try:
+        code = int(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    path.unlink(missing_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 nox.needs_version = ">=2025.2.9"
+if nox_config() is not None and not getattr(nox_config(), "parallel_worker", False):
+    exit_code_file().unlink(missing_ok=True)
+    atexit.register(_exit_with_reported_code, exit_code_file())
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["matrix"]
 
@@ -256,6 +288,7 @@ def run_report(session: nox.Session, args: list[str]) -> None:
     except CommandFailed as failed:
         if failed.return_code in exit_codes.MEANING:
             session.log(f"report: exit {failed.return_code} ({exit_codes.MEANING[failed.return_code]})")
+            exit_code_file().write_text(str(failed.return_code), encoding="utf-8")
             raise SystemExit(failed.return_code) from None
         raise
 
