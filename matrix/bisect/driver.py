@@ -197,6 +197,10 @@ def _pointers(prober: Prober, model: ModelSpec, line: list[str], cache: Path) ->
     """Candidate edges from the model's own code against the line's sources (none for a model without code)."""
     folder = prober.model_folder()
     files = sorted(folder.rglob("*.py")) if folder is not None and folder.is_dir() else []
+    if not files and model.source_kind == "fixture":  # not built yet (a cold cache): its code is shipped
+        from probes.fixtures import code_files
+
+        files = code_files(model.source)
     found = candidate_edges(files, line, cache)
     if found["edges"]:
         edges = ", ".join(f"{a}..{b}" for a, b in found["edges"])
