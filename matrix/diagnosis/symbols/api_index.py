@@ -15,9 +15,8 @@ against 0.5 s for `ast.parse` of the same files, and this whole index 0.6 s (0.7
 its JSON). griffe keeps no function bodies, while the deprecation messages live in them
 (as do the `_import_structure` lazy tables and the calls the traceback layer compares):
 griffe would mean parsing every file twice, into a model we would serialise ourselves.
-Reading an index back takes 0.02 s per release. A question indexes only the modules it
-names and those whose text mentions its name (`api_lookup`): a first question costs
-0.2-0.5 s, a repeat 0.01-0.1 s.
+Reading an index back takes 0.02 s per release. A question indexes only the modules it names
+and those that mention its name (`api_lookup`): a first question 0.2-0.5 s, a repeat 0.01-0.1 s.
 """
 
 from __future__ import annotations
