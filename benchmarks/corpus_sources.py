@@ -7,8 +7,9 @@ and diagnoses the run with the layers `nox -s matrix` uses (known-break table, v
 symbol history from the releases' sources, differential evidence, traceback). Where a
 failing cell is explained only by *where* it failed (the traceback, the bare non-finite
 verdict) or not at all, or where a cell's outputs changed, the two releases of its exact
-window are probed again with the recorder on and the window carries both records
-(`recorded`), as the bisect is to ask them; the run is then diagnosed again. Prints one line
+window (its first release and the newest release before it that ran the model,
+`first_bad.baselines`) are probed again with the recorder on and the window carries both
+records (`recorded`), as the bisect asks them; the run is then diagnosed again. Prints one line
 per cell that failed or changed its outputs, the table of sources, and the differential
 probes' count and seconds.
 
@@ -34,6 +35,7 @@ from packaging.version import Version  # noqa: E402
 
 from matrix.diagnosis import Sources, diagnose, load_known_breaks  # noqa: E402
 from matrix.diagnosis.finding import SOURCES  # noqa: E402
+from matrix.first_bad import baselines  # noqa: E402
 from matrix.judge.drift import judge_outputs, with_judgements  # noqa: E402
 from matrix.pipeline import release_line  # noqa: E402
 from matrix.results.aggregate import aggregate  # noqa: E402
@@ -119,9 +121,10 @@ def main() -> int:
             continue
         windows = bisects[cell.model]["windows"]
         index = window_at(windows, cell.env.removeprefix("tf-"))
-        if not index or not windows[index]["exact_from"] or windows[index - 1]["outcome"] != "pass":
-            continue  # the bisect records exact windows whose release before ran the model
-        edges = {"last_good": windows[index - 1]["to"], "first_bad": windows[index]["from"]}
+        baseline = baselines([(w["to"], w["outcome"] == "pass", w["exact_from"]) for w in windows]).get(index or 0)
+        if index is None or baseline is None:
+            continue  # the bisect records exact windows against the newest release that ran the model
+        edges = {"last_good": baseline, "first_bad": windows[index]["from"]}
         for side, release in edges.items():
             if (cell.model, release) not in records:
                 start = time.perf_counter()

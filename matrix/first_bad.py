@@ -230,11 +230,7 @@ def _next_probes(search: WindowSearch) -> list[tuple[str, str]]:
         if not untested:
             continue
         pointed = [
-            index[side]
-            for a, b in search.hints
-            if i <= index[a] < index[b] <= j
-            for side in (a, b)
-            if side not in seen
+            index[side] for a, b in search.hints if i <= index[a] < index[b] <= j for side in (a, b) if side not in seen
         ]
         if pointed:
             steps += [(line[k], "pointed") for k in dict.fromkeys(pointed)]
@@ -248,6 +244,25 @@ def _next_probes(search: WindowSearch) -> list[tuple[str, str]]:
         starts.append(search.hi)
     patches = [newest_patch(line, start) for start in starts]
     return [(v, "patch") for v in dict.fromkeys(patches) if v not in seen]
+
+
+def baselines(spans: list[tuple[str, bool, bool]]) -> dict[int, str]:
+    """{index of a window: the release a differential diagnosis diffs it against}, for
+    `spans` of (last release, passed, starts exactly) per window, oldest first.
+
+    The baseline is the newest release before the window that ran the model: the window
+    just before it when that one passed (the exact last good), else the end of the newest
+    passing window further back (a release that broke another way in between recorded no
+    baseline; the older one still shows what transformers hands the model differently,
+    though a change it shows may be older than the window). No passing window before: none."""
+    found: dict[int, str] = {}
+    last_pass: str | None = None
+    for index, (last, passed, exact) in enumerate(spans):
+        if passed:
+            last_pass = last
+        elif exact and last_pass is not None:
+            found[index] = last_pass
+    return found
 
 
 @dataclass(frozen=True)

@@ -73,16 +73,25 @@ def test_the_edges_of_exact_windows_are_recorded_once_and_cached(tmp_path, local
     report = bisect(
         config, "local", results=results, cache=cache, releases=releases, run_dir=_run_with(tmp_path, cells)
     )
-    # The base's window at 4.44.0 is exact after a pass: its two edges, once each, recorder on.
-    # The shim's window at 4.49.0 is not exact (4.48.x said nothing), nor is the base's 4.50.3
-    # window (it follows a failure, no baseline that ran): nothing recorded for them.
+    # Every exact window that fails is recorded with its baseline, the newest release before
+    # it that ran, once each, recorder on: the base's 4.44.0 (after 4.43.4) and 4.50.3 (it
+    # follows a failure: against the same 4.43.4); the shim's 4.50.3 against its 4.47.1. The
+    # shim's window at 4.49.0 is not exact (4.48.x said nothing): nothing recorded for it.
     recorded = [(v, variant) for v, variant, on in ran if on]
-    assert recorded == [("4.43.4", ""), ("4.44.0", "")]
+    assert sorted(recorded) == [
+        ("4.43.4", ""),
+        ("4.44.0", ""),
+        ("4.47.1", "extract-past"),
+        ("4.50.3", ""),
+        ("4.50.3", "extract-past"),
+    ]
     assert all(not on for _, _, on in ran[: -len(recorded)]), "the search's own cells never record"
-    assert report["record_probes"] == 2
+    assert report["record_probes"] == 5
     windows = report["windows"]
-    assert [(w["from"], "recorded" in w) for w in windows] == [("4.40.2", False), ("4.44.0", True), ("4.50.3", False)]
-    assert not any("recorded" in w for w in report["variants"]["extract-past"])
+    assert [(w["from"], "recorded" in w) for w in windows] == [("4.40.2", False), ("4.44.0", True), ("4.50.3", True)]
+    assert windows[2]["recorded"]["last_good"]["release"] == "4.43.4"
+    shim = report["variants"]["extract-past"]
+    assert [(w["from"], "recorded" in w) for w in shim] == [("4.40.2", False), ("4.49.0", False), ("4.50.3", True)]
     sides = windows[1]["recorded"]
     assert (sides["last_good"]["release"], sides["last_good"]["status"]) == ("4.43.4", "pass")
     assert (sides["first_bad"]["release"], sides["first_bad"]["status"]) == ("4.44.0", "fail")

@@ -201,7 +201,7 @@ def _pointers(prober: Prober, model: ModelSpec, line: list[str], cache: Path) ->
         from probes.fixtures import code_files
 
         files = code_files(model.source)
-    found = candidate_edges(files, line, cache)
+    found = candidate_edges(files, line, cache, generates=model.task == "causal-lm")
     if found["edges"]:
         edges = ", ".join(f"{a}..{b}" for a, b in found["edges"])
         print(f"[bisect {model.name}] the sources point at {edges} ({found['read']} releases read)", flush=True)
@@ -211,5 +211,3 @@ def _pointers(prober: Prober, model: ModelSpec, line: list[str], cache: Path) ->
 def probe_limit(candidates: int) -> int:
     """The most probes one variant's search may make: four breaks' worth, and four more."""
     return 4 * (math.ceil(math.log2(max(candidates, 1))) + 1) + 4
-
-

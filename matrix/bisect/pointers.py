@@ -4,7 +4,13 @@ Old remote code breaks where transformers removes, renames or changes what it le
 name it imports, a private method it calls on `self` (`_extract_past_from_model_output`),
 a private method it overrides and transformers calls (`_pad`), a config attribute it reads
 that its own config class does not set while `PretrainedConfig` did (`use_cache`, gone
-from its defaults in 5.0). So before probing, the model's own `.py` files are read with
+from its defaults in 5.0). Transformers' own code breaks it too, by reading from the
+model's config an attribute the model's config never had: generate's default cache reads
+`config.num_hidden_layers` without a fallback since 4.56.0, where ChatGLM's config calls
+it `num_layers`. So for a model that generates, the members generate enters on every
+call (`GENERATE_PATH`) are read for the config attributes they take without `getattr` or
+`hasattr`, less those the model's config classes set and the base config provides; the
+set of what is left is one more state along the line. So before probing, the model's own `.py` files are read with
 `ast` for those uses, and each use's state is read from the releases' sources with the
 symbol index (`matrix.diagnosis.symbols`, read only): an import is there or not; a method
 has its parameters and, for a private method the model calls, its body (a change of what
@@ -23,6 +29,7 @@ import ast
 import contextlib
 import hashlib
 import json
+import textwrap
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -35,8 +42,9 @@ from matrix.diagnosis.symbols.sources import SourceShelf
 from matrix.first_bad import Edge
 from probes.record import write_json_atomic
 
-POINTERS_SCHEMA = 2  # 2: config attributes the model reads
-CONFIG_BASE = ("transformers.configuration_utils", "PretrainedConfig")
+POINTERS_SCHEMA = 3  # 2: config attributes the model reads; 3: those generate reads
+CONFIG_MODULE = "transformers.configuration_utils"
+CONFIG_BASES = ("PreTrainedConfig", "PretrainedConfig")  # the base config class, as 5.x and 4.x name it
 # The transformers classes a model's own classes get their private methods from.
 BASES = (
     ("transformers.modeling_utils", "PreTrainedModel"),
@@ -45,6 +53,29 @@ BASES = (
     ("transformers.tokenization_utils_base", "PreTrainedTokenizerBase"),
     ("transformers.configuration_utils", "PretrainedConfig"),
 )
+
+
+# What `generate` enters on every call of a greedy decode (a name a release lacks is skipped):
+# its own steps and the default cache it builds; what they read from the model's config.
+GENERATE_PATH = (
+    *(
+        ("transformers.generation.utils", "GenerationMixin", name)
+        for name in (
+            "generate",
+            "_sample",
+            "_prepare_generation_config",
+            "_prepare_special_tokens",
+            "_prepare_model_inputs",
+            "_validate_model_kwargs",
+            "_prepare_cache_for_generation",
+            "_get_initial_cache_position",
+            "_update_model_kwargs_for_generation",
+            "prepare_inputs_for_generation",
+        )
+    ),
+    ("transformers.cache_utils", "DynamicCache", "__init__"),
+)
+GENERATE_READS = "generate-reads"  # the Use kind whose state is that set of attributes
 
 
 @dataclass(frozen=True, order=True)
@@ -56,9 +87,11 @@ class Use:
     name: str
 
 
-def uses_in(files: list[Path]) -> list[Use]:
+def uses_in(files: list[Path], generates: bool = False) -> list[Use]:
     """What the files import from transformers, the private methods they call on `self` or
-    override, and the config attributes they read that no config class of theirs sets."""
+    override, and the config attributes they read that no config class of theirs sets;
+    for a model that `generates`, also the attributes generate reads that none of them sets
+    (one Use: `GENERATE_READS`, its name the attributes they set, comma-separated)."""
     found: set[Use] = set()
     trees = []
     for path in files:
@@ -80,20 +113,81 @@ def uses_in(files: list[Path]) -> list[Use]:
                 target, name = node.func.value, node.func.attr
                 if isinstance(target, ast.Name) and target.id == "self" and _private(name) and name not in own:
                     found.add(Use("call", "", name))
+    if generates and trees:
+        found.add(Use(GENERATE_READS, "", ",".join(sorted(config_sets))))
     return sorted(found)
 
 
 def _config_class_sets(tree: ast.Module) -> set[str]:
-    """The attributes the model's own config classes (named *Config) set on `self`."""
+    """The attributes the model's own config classes (named *Config) set on `self`, declare
+    in their body or map with `attribute_map`."""
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name.endswith("Config"):
-            for target in ast.walk(node):
-                if not (isinstance(target, ast.Attribute) and isinstance(target.ctx, ast.Store)):
+            found |= _self_stores(node) | _declared(node)
+            for item in node.body:
+                if not (isinstance(item, ast.Assign) and isinstance(item.value, ast.Dict)):
                     continue
-                if isinstance(target.value, ast.Name) and target.value.id == "self":
-                    found.add(target.attr)
+                if "attribute_map" in [getattr(t, "id", "") for t in item.targets]:
+                    found |= {str(k.value) for k in item.value.keys if isinstance(k, ast.Constant)}
     return found
+
+
+def _self_stores(node: ast.AST) -> set[str]:
+    """The attributes `node` sets on `self`."""
+    return {
+        target.attr
+        for target in ast.walk(node)
+        if isinstance(target, ast.Attribute) and isinstance(target.ctx, ast.Store)
+        if isinstance(target.value, ast.Name) and target.value.id == "self"
+    }
+
+
+def _declared(cls: ast.ClassDef) -> set[str]:
+    """Names a class body assigns or annotates (a dataclass-style config's fields)."""
+    found = set()
+    for item in cls.body:
+        if isinstance(item, ast.Assign):
+            found |= {t.id for t in item.targets if isinstance(t, ast.Name)}
+        elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+            found.add(item.target.id)
+    return found
+
+
+def config_reads_without_fallback(source: str) -> set[str]:
+    """The attributes a function of transformers reads from a config with no fallback:
+    `config.X`, `self.config.X`, `<config>.get_text_config().X` and names bound to those,
+    less the methods it calls and any X it also asks `getattr`/`hasattr` about."""
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except (SyntaxError, ValueError):
+        return set()
+    nodes = list(ast.walk(tree))
+    guarded = {
+        node.args[1].value
+        for node in nodes
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr")
+        if len(node.args) > 1 and isinstance(node.args[1], ast.Constant)
+    }
+    aliases = {"config"}
+    for node in nodes:  # `decoder_config = self.config.get_text_config()`
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            aliases |= {node.targets[0].id} if _is_config(node.value, aliases) else set()
+    called = {id(node.func) for node in nodes if isinstance(node, ast.Call)}
+    return {
+        node.attr
+        for node in nodes
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and id(node) not in called
+        if not node.attr.startswith("_") and node.attr not in guarded and _is_config(node.value, aliases)
+    }
+
+
+def _is_config(node: ast.expr, aliases: set[str]) -> bool:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get_text_config":
+        node = node.func.value
+    if isinstance(node, ast.Name):
+        return node.id in aliases
+    return isinstance(node, ast.Attribute) and node.attr == "config"
 
 
 def _config_reads(tree: ast.Module) -> set[str]:
@@ -117,9 +211,15 @@ def state(release: Release, use: Use) -> Hashable:
     """What the release offers for one use (None: it does not have it)."""
     if use.kind == "import":
         return release.exported(use.module, use.name) is not None
-    if use.kind == "config":  # does the base config class still provide it?
-        module, cls = CONFIG_BASE
-        return release.has_module(module) and release.member(module, cls, use.name) is not None
+    if use.kind == "config":  # does the base config class still provide it, and how?
+        return _config_state(release, use.name)
+    if use.kind == GENERATE_READS:
+        read: set[str] = set()
+        for module, cls, name in GENERATE_PATH:
+            found = release.member(module, cls, name) if release.has_module(module) else None
+            if found is not None:
+                read |= config_reads_without_fallback("\n".join(release.source(found)))
+        return frozenset(read - set(use.name.split(",")) - _base_config(release)[0])
     for module, cls in BASES:
         found = release.member(module, cls, use.name) if release.has_module(module) else None
         if found is None:
@@ -129,6 +229,42 @@ def state(release: Release, use: Use) -> Hashable:
         body = "\n".join(line.strip() for line in release.source(found))
         return tuple(found.parameters), hashlib.sha256(body.encode()).hexdigest()[:16]
     return None
+
+
+def _base_config(release: Release) -> tuple[set[str], list[str], ast.ClassDef | None]:
+    """The release's base config class: what it provides (its members, the attributes its
+    body declares and those it sets on `self`), its source lines and its tree."""
+    for cls in CONFIG_BASES:
+        found = release.exported(CONFIG_MODULE, cls) if release.has_module(CONFIG_MODULE) else None
+        if found is None or found.entry.get("kind") != "class":
+            continue
+        lines = textwrap.dedent("\n".join(release.source(found))).splitlines()
+        try:
+            node = ast.parse("\n".join(lines)).body[0]
+        except (SyntaxError, ValueError, IndexError):
+            return set(), [], None
+        if isinstance(node, ast.ClassDef):
+            methods = {n.name for n in ast.walk(node) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            return _declared(node) | methods | _self_stores(node), lines, node
+    return set(), [], None
+
+
+def _config_state(release: Release, name: str) -> Hashable:
+    """Whether the base config provides `name`, and the code lines of it that name it (as
+    an attribute, a parameter, a key): a release that starts treating a config key apart
+    (5.0 keeps `use_cache` out of the config) changes them."""
+    provided, lines, node = _base_config(release)
+    if node is None:
+        return False, ()
+    named = {
+        n.lineno
+        for n in ast.walk(node)
+        if (isinstance(n, ast.Attribute) and n.attr == name)
+        or (isinstance(n, ast.arg) and n.arg == name)
+        or (isinstance(n, ast.Constant) and n.value == name)
+        or (isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.target.id == name)
+    }
+    return name in provided, tuple(sorted({lines[i - 1].strip() for i in named}))
 
 
 def changes(line: list[str], state_of: Callable[[str], Hashable | None]) -> list[Edge]:
@@ -167,10 +303,11 @@ def changes(line: list[str], state_of: Callable[[str], Hashable | None]) -> list
     return edges
 
 
-def candidate_edges(files: list[Path], line: list[str], cache: Path) -> dict[str, Any]:
-    """{"edges", "uses", "read", "seconds"}: the line's candidate edges for the model's code (cached)."""
+def candidate_edges(files: list[Path], line: list[str], cache: Path, generates: bool = False) -> dict[str, Any]:
+    """{"edges", "uses", "read", "seconds"}: the line's candidate edges for the model's code
+    (cached); `generates`: the model's probe runs generate (GENERATE_PATH counts)."""
     start = time.perf_counter()
-    uses = uses_in(files)
+    uses = uses_in(files, generates)
     if not uses or len(line) < 2:
         return {"edges": [], "uses": len(uses), "read": 0, "seconds": 0.0}
     key = digest({"schema": POINTERS_SCHEMA, "uses": [list(dataclasses_tuple(u)) for u in uses], "line": line})

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.version import InvalidVersion, Version
 
 from matrix.bisect.cache import probe_code_version
-from matrix.first_bad import OUTPUTS_DIFFER, PASS, WindowSearch
+from matrix.first_bad import OUTPUTS_DIFFER, PASS, WindowSearch, baselines
 from probes.record import cell_stem
 
 if TYPE_CHECKING:
@@ -121,9 +121,7 @@ def report_json(
     first = first_break(breaks)
     bound = None
     if first:
-        bound = suggested_bound(
-            good, first["last_good"], min([first["first_bad"], *first["unresolved"]], key=Version)
-        )
+        bound = suggested_bound(good, first["last_good"], min([first["first_bad"], *first["unresolved"]], key=Version))
     asked = [(variant, version, why) for variant, s in searches.items() for version, _, why in s.probed]
     return {
         "schema": BISECT_SCHEMA,
@@ -185,11 +183,14 @@ def _reruns(windows: list[dict[str, Any]], prober: Prober, variant: str) -> list
 
 
 def _recorded(windows: list[dict[str, Any]], prober: Prober, variant: str) -> list[dict[str, Any]]:
-    """A window after a passing one carries both edges' records when the bisect asked them
-    (`rounds.recorded_edges`): what `matrix.diagnosis.differential.from_window` diffs."""
-    for before, window in zip(windows, windows[1:], strict=False):
-        good, bad = prober.records.get((variant, before["to"])), prober.records.get((variant, window["from"]))
-        if before["outcome"] == PASS and good and bad:
+    """An exact window that does not pass carries its baseline's record and its first
+    release's when the bisect asked them (`rounds.recorded_edges`, `first_bad.baselines`): what
+    `matrix.diagnosis.differential.from_window` diffs."""
+    spans = [(w["to"], w["outcome"] == PASS, bool(w.get("exact_from"))) for w in windows]
+    for index, baseline in baselines(spans).items():
+        window = windows[index]
+        good, bad = prober.records.get((variant, baseline)), prober.records.get((variant, window["from"]))
+        if good and bad:
             window["recorded"] = {"last_good": good, "first_bad": bad}
     return windows
 
@@ -231,8 +232,6 @@ def print_summary(model: str, report: dict[str, Any], path: Path) -> None:
         print(f"[bisect {model}] use {bound['range']} (newest good: {bound['pin']}); wrote {path}", flush=True)
     else:
         print(f"[bisect {model}] no break after {report['good']}; wrote {path}", flush=True)
-
-
 
 
 def is_version(text: str) -> bool:

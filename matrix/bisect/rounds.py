@@ -7,8 +7,9 @@ release one variant asks is also asked of the model's other variants whose searc
 would inform (it lies inside one of their differing gaps): one more forked cell in a
 process that runs anyway, where it would otherwise be a process of its own in a later round.
 
-When no search has a probe left, one last round asks the diagnosis probes: both edge
-releases of every exact window that follows a passing one, with the recorder on (a fact of
+When no search has a probe left, one last round asks the diagnosis probes: the first
+release of every exact window that does not pass and the newest release before it that
+ran the model (`baselines`), with the recorder on (a fact of
 its own, `{"record": True}` in its key), what `matrix.diagnosis.differential` diffs; the
 reruns of 'outputs differ' windows share that round. A model with no such window pays nothing.
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from matrix.bisect.batch import answer_many
 from matrix.bisect.probe import Prober
-from matrix.first_bad import OUTPUTS_DIFFER, PASS, WindowSearch
+from matrix.first_bad import OUTPUTS_DIFFER, PASS, WindowSearch, baselines
 
 ALONGSIDE = "alongside"
 
@@ -50,14 +51,14 @@ def informs(search: WindowSearch, release: str) -> bool:
 
 
 def recorded_edges(lane: Lane) -> list[str]:
-    """The releases a differential diagnosis of this lane's windows needs, each once: the last
-    good and the first bad release of every exact window whose previous window passed (a
-    baseline that ran); none for a lane with no such window."""
+    """The releases a differential diagnosis of this lane's windows needs, each once: the
+    first release of every exact window that does not pass and its baseline (`baselines`);
+    none for a lane whose model never ran."""
     windows = lane.search.windows()
+    pairs = baselines([(w.last, w.outcome == PASS, w.exact_from) for w in windows])
     edges: list[str] = []
-    for before, window in zip(windows, windows[1:], strict=False):
-        if window.outcome != PASS and window.exact_from and before.outcome == PASS:
-            edges += [r for r in (before.last, window.first) if r not in edges]
+    for index, baseline in pairs.items():
+        edges += [r for r in (baseline, windows[index].first) if r not in edges]
     return edges
 
 
@@ -65,7 +66,7 @@ def run_rounds(lanes: list[Lane], jobs: int = 1) -> int:
     """Advance every lane until none has a probe left, then one last round: rerun once the
     first release of every 'outputs differ' window (a cell whose outputs differ between two
     runs is not a change of release but noise), and ask both edge releases of every exact
-    window after a passing one with the recorder on (`recorded_edges`); the number of rounds."""
+    window with the recorder on, and its baseline (`recorded_edges`); the number of rounds."""
     rounds = 0
     while True:
         asks: list[tuple[Lane, str, str]] = []

@@ -110,6 +110,8 @@ def _diagnose_windows(
             if not error.get("type"):  # outputs that changed: only the recorded releases can say why
                 changed = differential.from_window(window, None, before)
                 if changed is not None:
+                    if exact:  # the window's first release is exact even where its baseline is older
+                        changed.introduced_in, changed.exact = window["from"], True
                     window["diagnosis"] = changed.to_dict()
                 continue
             found = evidence.Bounds(window["from"], before, last_good, exact, "bisect")

@@ -411,10 +411,11 @@ def test_real_bisect_finds_every_window_of_chatglm_legacy(tmp_path, fixture_cach
     assert report["candidates"] == 32
     searched = report["probes"] - report["record_probes"]  # the recorded edges come on top
     assert report["env_builds"] <= report["probes"] and searched <= report["answers"] <= report["max_probes"]
-    # Only the first break follows a window that passed: its two edges, recorded (in a cold
-    # cache two more probes; the later breaks follow failures, no baseline that ran).
-    assert [bool(w.get("recorded")) for w in report["windows"]] == [False, True, False, False]
-    assert report["record_probes"] in (0, 2)
+    # Every break is recorded against the newest release that ran, 4.41.2 (in a cold cache
+    # four more probes: 4.41.2, 4.42.0, 4.44.0, 4.49.0).
+    assert [bool(w.get("recorded")) for w in report["windows"]] == [False, True, True, True]
+    assert {w["recorded"]["last_good"]["release"] for w in report["windows"][1:]} == {"4.41.2"}
+    assert report["record_probes"] in (0, 4)
     assert (
         report["windows"][1]["recorded"]["last_good"]["release"],
         report["windows"][1]["recorded"]["first_bad"]["release"],

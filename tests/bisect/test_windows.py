@@ -203,6 +203,35 @@ def test_the_sources_name_the_releases_where_what_the_model_uses_changed(tmp_pat
     assert changes(TF, lambda v: 7) == [], "a state that never changes points nowhere"
 
 
+def test_what_generate_reads_from_the_models_config_without_a_fallback_is_a_use(tmp_path):
+    from matrix.bisect.pointers import GENERATE_READS, Use, config_reads_without_fallback, uses_in
+
+    # 4.55.4 asked with a fallback, 4.56.0 reads it bare (through an alias of the text config)
+    assert (
+        config_reads_without_fallback(
+            "def __init__(self, config=None):\n"
+            "    self.n = getattr(config, 'num_hidden_layers', 1)\n"
+            "    self.cls = config.to_dict()\n"
+        )
+        == set()
+    ), "a getattr with a default and a method call are no bare reads"
+    assert config_reads_without_fallback(
+        "    def _prepare(self, config):\n"
+        "        decoder_config = config.get_text_config(decoder=True)\n"
+        "        layers = [0 for _ in range(decoder_config.num_hidden_layers)]\n"
+        "        return self.config.is_encoder_decoder, other.num_heads\n"
+    ) == {"num_hidden_layers", "is_encoder_decoder"}
+    code = tmp_path / "configuration_x.py"
+    code.write_text(
+        "class XConfig:\n    attribute_map = {'hidden_size': 'width'}\n    vocab_size: int = 8\n"
+        "    def __init__(self):\n        self.num_layers = 2\n"
+    )
+    assert uses_in([code]) == [], "nothing generate reads counts for a model that does not generate"
+    assert uses_in([code], generates=True) == [
+        Use(GENERATE_READS, "", "attribute_map,hidden_size,num_layers,vocab_size")
+    ]
+
+
 @pytest.mark.parametrize("n", [3, 4, 5, 8, 13, 21])
 def test_every_window_of_distinct_outcomes_is_found_exactly_within_the_bound(n):
     releases = [f"1.{i}.0" for i in range(n)]  # one release per minor line: no patch probes
@@ -394,13 +423,22 @@ def test_a_warm_rerun_makes_no_probe_and_the_report_belongs_to_its_run(tmp_path,
     assert report["bound"] == {"range": "transformers>=4.40,<4.44", "pin": "transformers==4.43.4"}
     assert [w["from"] for w in report["variants"]["extract-past"]] == ["4.40.2", "4.49.0", "4.50.3"]
     assert report["first_bad_error"]["message"] == "broken since 4.44" and report["bad_error"]["message"] == "m"
-    # Both edges of each exact window after a passing one (base 4.43.4/4.44.0, the shim's
-    # 4.48.x/4.49.0), once more with the recorder on; the window after a failure gets none.
+    # The first release of each exact window that fails and the newest release before it
+    # that ran (base 4.43.4/4.44.0, then 4.50.3 against the same 4.43.4; the shim's
+    # 4.48.3/4.49.0 and 4.50.3), once more with the recorder on; the passing window gets none.
     assert report["probes"] == len(ran) == report["answers"] + report["record_probes"]
-    assert report["answers"] <= report["max_probes"] and report["record_probes"] == 4
-    assert ran[-4:] == [("4.43.4", ""), ("4.44.0", ""), ("4.48.3", "extract-past"), ("4.49.0", "extract-past")]
+    assert report["answers"] <= report["max_probes"] and report["record_probes"] == 6
+    assert sorted(ran[-6:]) == [
+        ("4.43.4", ""),
+        ("4.44.0", ""),
+        ("4.48.3", "extract-past"),
+        ("4.49.0", "extract-past"),
+        ("4.50.3", ""),
+        ("4.50.3", "extract-past"),
+    ]
     assert report["windows"][1]["recorded"]["last_good"]["release"] == "4.43.4"
-    assert "recorded" not in report["windows"][2] and "recorded" not in report["windows"][0]
+    assert report["windows"][2]["recorded"]["last_good"]["release"] == "4.43.4"
+    assert "recorded" not in report["windows"][0]
     assert report["run"] == run.name and json.loads(bisect_file(run, "local").read_text()) == report
     assert not (results / "bisect" / "local.json").exists()
     assert collect_bisects(run) == {"local": report}
