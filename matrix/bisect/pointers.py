@@ -3,18 +3,20 @@
 Old remote code breaks where transformers removes, renames or changes what it leans on: a
 name it imports, a private method it calls on `self` (`_extract_past_from_model_output`),
 a private method it overrides and transformers calls (`_pad`), a config attribute it reads
-that its own config class does not set while `PretrainedConfig` did (`use_cache`, gone
-from its defaults in 5.0). Transformers' own code breaks it too, by reading from the
-model's config an attribute the model's config never had: generate's default cache reads
-`config.num_hidden_layers` without a fallback since 4.56.0, where ChatGLM's config calls
-it `num_layers`. So for a model that generates, the members generate enters on every
-call (`GENERATE_PATH`) are read for the config attributes they take without `getattr` or
-`hasattr`, less those the model's config classes set and the base config provides; the
-set of what is left is one more state along the line. So before probing, the model's own `.py` files are read with
-`ast` for those uses, and each use's state is read from the releases' sources with the
-symbol index (`matrix.diagnosis.symbols`, read only): an import is there or not; a method
-has its parameters and, for a private method the model calls, its body (a change of what
-it returns is a change of contract). The releases where the combined state changes are
+that its own config class does not set and the base config handles (`use_cache`, which
+5.0 starts treating as a generation parameter). Transformers' own code breaks it too, by
+reading from the model's config an attribute the model's config never had: generate's
+default cache reads `config.num_hidden_layers` without a fallback since 4.56.0, where
+ChatGLM's config calls it `num_layers`. So for a model that generates, the members
+generate enters on every call (`GENERATE_PATH`) are read for the config attributes they
+take without `getattr` or `hasattr`, less those the model's config classes set and the
+base config provides; the set of what is left is one more state along the line.
+
+Before probing, then, the model's own `.py` files are read with `ast` for those uses, and
+each use's state is read from the releases' sources with the symbol index
+(`matrix.diagnosis.symbols`, read only): an import is there or not; a method has its
+parameters and, for a private method the model calls, its body (a change of what it
+returns is a change of contract). The releases where the combined state changes are
 candidate edges: the window search probes both sides of each before halving
 (`matrix.first_bad`, which gets them as data and imports nothing of this).
 
@@ -252,7 +254,8 @@ def _base_config(release: Release) -> tuple[set[str], list[str], ast.ClassDef | 
 def _config_state(release: Release, name: str) -> Hashable:
     """Whether the base config provides `name`, and the code lines of it that name it (as
     an attribute, a parameter, a key): a release that starts treating a config key apart
-    (5.0 keeps `use_cache` out of the config) changes them."""
+    changes them (5.0 moves the generation parameters out of the config and names
+    `use_cache` as the one left in it)."""
     provided, lines, node = _base_config(release)
     if node is None:
         return False, ()
