@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
 import json
 import textwrap
@@ -233,9 +234,11 @@ def state(release: Release, use: Use) -> Hashable:
     return None
 
 
+@functools.lru_cache(maxsize=8)
 def _base_config(release: Release) -> tuple[set[str], list[str], ast.ClassDef | None]:
     """The release's base config class: what it provides (its members, the attributes its
-    body declares and those it sets on `self`), its source lines and its tree."""
+    body declares and those it sets on `self`), its source lines and its tree; parsed once
+    per release, though every config use of the model asks it."""
     for cls in CONFIG_BASES:
         found = release.exported(CONFIG_MODULE, cls) if release.has_module(CONFIG_MODULE) else None
         if found is None or found.entry.get("kind") != "class":
